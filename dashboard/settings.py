@@ -1,0 +1,195 @@
+"""Settings for the runs dashboard: every value comes from the environment, with its default inline.
+
+A malformed value stops the process with a message naming the variable (environs validates each one).
+`.env.example` documents every variable.
+"""
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+from environs import Env
+from marshmallow.validate import OneOf, Range
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = Env()
+env.read_env(BASE_DIR / ".env", recurse=False)
+
+
+def _local_secret_key() -> str:
+    """A per-checkout key kept in var/, so no shared secret ships with the code."""
+    path = VAR_DIR / "secret-key"
+    if not path.exists():
+        VAR_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _derived(purpose: str) -> str:
+    return hmac.new(SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+SECRET_KEY = env.str("SECRET_KEY", "") or _local_secret_key()
+DEBUG = env.bool("DEBUG", False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+
+# Behind TLS: secure cookies, redirect to https and HSTS (what `check --deploy` asks for).
+HTTPS = env.bool("HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, validate=Range(min=0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+if env.bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `runserver` serves HTTP and WebSockets under ASGI
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "runs_ui",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page needs a login; the sandbox API and the agent-registration endpoint opt out.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "runs_ui.roles.RolesMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+ASGI_APPLICATION = "dashboard.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "runs_ui.context_processors.dashboard",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.dj_db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)
+    # IMMEDIATE takes the write lock when a transaction starts, so two processes advancing the same
+    # sandbox run queue up instead of failing with "database is locked"; WAL lets readers carry on.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+REDIS_URL = env.str("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "runs_ui:home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Files are served straight from static/ (no collectstatic step for a newcomer); names carry versions.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.log_level("LOG_LEVEL", "INFO")},
+    # httpx logs every request line at INFO; the client logs what matters itself.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
+
+# --- The upstream Assistants API ---------------------------------------------------------------
+PROFILES = ["openai", "azure-openai", "azure-agents", "sandbox"]
+# Unset = the built-in sandbox, reached over HTTP like any other upstream.
+ASSISTANTS_API_BASE_URL = env.str("ASSISTANTS_API_BASE_URL", "")
+ASSISTANTS_API_KEY = env.str("ASSISTANTS_API_KEY", "")
+ASSISTANTS_API_PROFILE = env.str(
+    "ASSISTANTS_API_PROFILE", "openai" if ASSISTANTS_API_BASE_URL else "sandbox", validate=OneOf(PROFILES)
+)
+ASSISTANTS_API_VERSION = env.str("ASSISTANTS_API_VERSION", "")
+UPSTREAM_TIMEOUT = env.float("UPSTREAM_TIMEOUT", 20.0, validate=Range(min=0.1))
+UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", 5.0, validate=Range(min=0.1))
+UPSTREAM_RETRIES = env.int("UPSTREAM_RETRIES", 3, validate=Range(min=0, max=10))
+UPSTREAM_MAX_RPS = env.float("UPSTREAM_MAX_RPS", 20.0, validate=Range(min=0.1))
+# Fernet key for API keys of connections added in the admin; derived from SECRET_KEY when unset.
+CONNECTIONS_ENCRYPTION_KEY = env.str("CONNECTIONS_ENCRYPTION_KEY", "")
+
+# --- The built-in sandbox API --------------------------------------------------------------------
+PORT = env.int("PORT", 8000, validate=Range(min=1, max=65535))
+SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", f"http://127.0.0.1:{PORT}/sandbox/v1")
+# The key the sandbox accepts (and the default connection sends); unique per installation.
+SANDBOX_API_KEY = env.str("SANDBOX_API_KEY", "") or f"sk-sandbox-{_derived('sandbox-api-key')[:32]}"
+SANDBOX_SPEED = env.float("SANDBOX_SPEED", 1.0, validate=Range(min=0.01, max=1000))
+SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", 0, validate=Range(min=0, max=60_000))
+
+# --- Dashboard behaviour -------------------------------------------------------------------------
+READ_ONLY = env.bool("READ_ONLY", False)
+AUDIT_HASH_TOOL_OUTPUTS = env.bool("AUDIT_HASH_TOOL_OUTPUTS", False)
+# Bearer token agent applications use to register threads; empty = the endpoint is off.
+INDEX_API_TOKEN = env.str("INDEX_API_TOKEN", "")
+WATCH_FAST_SECONDS = env.float("WATCH_FAST_SECONDS", 0.5, validate=Range(min=0.05))
+WATCH_SLOW_SECONDS = env.float("WATCH_SLOW_SECONDS", 5.0, validate=Range(min=0.1))
+WATCH_LEASE_SECONDS = env.float("WATCH_LEASE_SECONDS", 5.0, validate=Range(min=1))
+CANCEL_STUCK_SECONDS = env.int("CANCEL_STUCK_SECONDS", 60, validate=Range(min=1))

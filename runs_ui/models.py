@@ -1,0 +1,152 @@
+"""What the dashboard keeps itself: upstream connections, the thread index with run snapshots, audit records."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+DEFAULT_CONNECTION = "default"
+
+
+class Connection(models.Model):
+    """An upstream added by an admin, besides the default one configured from the environment."""
+
+    slug = models.SlugField(max_length=40, unique=True, help_text="Used in dashboard URLs: /c/<slug>/threads/…")
+    name = models.CharField(max_length=100)
+    profile = models.CharField(max_length=20, choices=[(p, p) for p in settings.PROFILES], default="openai")
+    base_url = models.URLField(max_length=500, help_text="e.g. https://host/v1 or https://RES.openai.azure.com/openai")
+    api_version = models.CharField(max_length=40, blank=True, help_text="Required by the Azure profiles.")
+    # Fernet token of the API key (see connections.py); the key itself is never stored or shown.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.slug})"
+
+
+class ThreadEntry(models.Model):
+    """A thread the dashboard has seen or been told about (the OpenAI shape cannot list threads)."""
+
+    SOURCES = [
+        ("opened", "opened in the dashboard"),
+        ("added", "added by id"),
+        ("created", "created from the dashboard"),
+        ("registered", "registered by an agent application"),
+        ("listed", "listed from the upstream"),
+    ]
+
+    connection = models.CharField(max_length=40, default=DEFAULT_CONNECTION)
+    thread_id = models.CharField(max_length=140)
+    source = models.CharField(max_length=20, choices=SOURCES, default="opened")
+    metadata = models.JSONField(default=dict, blank=True)
+    upstream_created_at = models.DateTimeField(null=True, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    # The latest run's snapshot, copied here so the home page filters and sorts with one query.
+    latest_run_id = models.CharField(max_length=140, blank=True)
+    latest_status = models.CharField(max_length=40, blank=True, db_index=True)
+    latest_assistant_id = models.CharField(max_length=140, blank=True)
+    latest_model = models.CharField(max_length=200, blank=True)
+    latest_error_code = models.CharField(max_length=100, blank=True)
+    latest_run_created_at = models.DateTimeField(null=True, blank=True)
+    watchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="watched_threads")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "thread_id"], name="unique_thread_entry")]
+        indexes = [models.Index(fields=["connection", "-last_seen"])]
+        verbose_name_plural = "thread entries"
+
+    def __str__(self):
+        return self.thread_id
+
+
+class RunSnapshot(models.Model):
+    """The last state of a run the dashboard saw, and when it saw each status begin."""
+
+    thread = models.ForeignKey(ThreadEntry, on_delete=models.CASCADE, related_name="runs")
+    connection = models.CharField(max_length=40, default=DEFAULT_CONNECTION)
+    run_id = models.CharField(max_length=140)
+    status = models.CharField(max_length=40, db_index=True)
+    assistant_id = models.CharField(max_length=140, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    prompt_tokens = models.IntegerField(null=True, blank=True)
+    completion_tokens = models.IntegerField(null=True, blank=True)
+    total_tokens = models.IntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # [{"status": "in_progress", "at": 1764070000.123}, …] as observed here (upstream times are whole seconds).
+    transitions = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "run_id"], name="unique_run_snapshot")]
+        indexes = [models.Index(fields=["thread", "-created_at"]), models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self):
+        return f"{self.run_id} ({self.status})"
+
+
+class KnownId(models.Model):
+    """Where a step or message id lives, so the go-to box can find it without its thread and run."""
+
+    connection = models.CharField(max_length=40, default=DEFAULT_CONNECTION)
+    object_id = models.CharField(max_length=140)
+    thread_id = models.CharField(max_length=140)
+    run_id = models.CharField(max_length=140, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["object_id", "connection"], name="unique_known_id")]
+
+    def __str__(self):
+        return self.object_id
+
+
+class AuditRecord(models.Model):
+    """One operator action: written before the upstream call, completed after it."""
+
+    PENDING, SUCCEEDED, FAILED, UNKNOWN = "pending", "succeeded", "failed", "unknown"
+    OUTCOMES = [
+        (PENDING, "outcome unknown (call in flight or interrupted)"),
+        (SUCCEEDED, "succeeded"),
+        (FAILED, "failed"),
+        (UNKNOWN, "outcome unknown, reconciled from the run"),
+    ]
+    ACTIONS = [
+        ("cancel_run", "cancel run"),
+        ("submit_tool_outputs", "submit tool outputs"),
+        ("modify_metadata", "edit metadata"),
+        ("create_run", "start a run"),
+        ("create_thread_and_run", "create a thread and run"),
+    ]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=40, choices=ACTIONS)
+    connection = models.CharField(max_length=40, default=DEFAULT_CONNECTION)
+    thread_id = models.CharField(max_length=140, blank=True, db_index=True)
+    run_id = models.CharField(max_length=140, blank=True, db_index=True)
+    reason = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    payload_sha256 = models.CharField(max_length=64, blank=True)
+    payload_size = models.IntegerField(default=0)
+    outcome = models.CharField(max_length=20, choices=OUTCOMES, default=PENDING, db_index=True)
+    upstream_status = models.IntegerField(null=True, blank=True)
+    upstream_message = models.TextField(blank=True)
+    request_id = models.CharField(max_length=200, blank=True)
+    latency_ms = models.IntegerField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.username} {self.action} {self.run_id or self.thread_id} ({self.outcome})"

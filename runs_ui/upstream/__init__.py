@@ -1,0 +1,1 @@
+"""The client boundary: the only code that speaks HTTP to an Assistants-style upstream."""

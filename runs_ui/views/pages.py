@@ -1,0 +1,509 @@
+"""Read-only pages: home (the thread index), thread timeline, run, step, go-to, export, file content.
+
+Each page's shell arrives first (one upstream call, for the object the URL names); its lists fill in
+through htmx partials served by the same view (`?part=…`), whose upstream requests run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import UTC, datetime
+from urllib.parse import urlencode, urlsplit
+
+from django.contrib import messages as flash
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import index
+from ..assistants import assistant_names
+from ..connections import default_client, info_for
+from ..discovery import import_listed_threads
+from ..forms import AddThreadsForm, IndexFilterForm
+from ..links import url_for
+from ..models import DEFAULT_CONNECTION, RunSnapshot, ThreadEntry
+from ..timeline import interleave, observed_durations, out_of_order, run_durations, waiting_for_outputs, waterfall
+from ..upstream.client import MAX_PAGE
+from ..upstream.errors import NotFound, UpstreamError
+from ..upstream.objects import MessageCreation, is_id
+from .responses import check_id, render_page, upstream_view, wants_partial
+
+TIMELINE_PAGE = 30
+STEPS_PAGE = 100
+HOME_PAGE = 50
+CONCURRENCY = 8
+#: Image types a browser may show inline; anything else from the upstream is downloaded, never rendered.
+INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+
+async def _nothing():
+    return None
+
+
+def _cursor(request, name: str, kind: str) -> str | None:
+    """A cursor from the query string, ignored unless it is an id of the right kind."""
+    value = request.GET.get(name, "")
+    return value if is_id(kind, value) else None
+
+
+def _conn(client) -> str:
+    return client.name
+
+
+# --- home ----------------------------------------------------------------------------------------
+
+
+@require_GET
+async def home(request):
+    user = await request.auser()
+    form = IndexFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    filtering = any(filters.values()) if filters else False
+    imported = await _import_if_empty()
+    try:
+        offset = max(0, int(request.GET.get("offset", 0)))
+    except ValueError:
+        offset = 0
+    queryset = index.search(ThreadEntry.objects.order_by("-last_seen", "-id"), **filters)
+    entries = [e async for e in queryset[offset : offset + HOME_PAGE + 1]]
+    has_more = len(entries) > HOME_PAGE
+    entries = entries[:HOME_PAGE]
+    watched = []
+    if not filtering and offset == 0:
+        watched = [e async for e in ThreadEntry.objects.filter(watchers=user).order_by("-last_seen")[:20]]
+    query = {k: v for k, v in request.GET.items() if k not in ("offset", "part")}
+    context = {
+        "form": form,
+        "entries": entries,
+        "watched": watched,
+        "filtering": filtering,
+        "imported": imported,
+        "add_form": AddThreadsForm(),
+        "next_url": f"?{urlencode({**query, 'offset': offset + HOME_PAGE, 'part': 'list'})}" if has_more else "",
+        "page_url": f"?{urlencode(query)}" if query else "?",
+    }
+    partial = "thread-rows" if request.GET.get("part") == "list" else None
+    return render_page(request, "runs_ui/home.html", context, partial=partial)
+
+
+async def _import_if_empty() -> int:
+    """A fresh install on a listing upstream (the sandbox, Azure agents) starts with its threads indexed."""
+    client = default_client()
+    if not client.profile.can_list_threads:
+        return 0
+    if await ThreadEntry.objects.filter(connection=DEFAULT_CONNECTION).aexists():
+        return 0
+    try:
+        return await import_listed_threads(client)
+    except UpstreamError:
+        return 0  # the home page still works; opening a thread will say what is wrong
+
+
+@require_POST
+async def import_threads(request):
+    client = default_client()
+    if not client.profile.can_list_threads:
+        flash.error(request, f"{client.profile.label} upstreams cannot list threads: add them by id instead.")
+        return redirect("runs_ui:home")
+    try:
+        count = await import_listed_threads(client)
+    except UpstreamError as exc:
+        flash.error(request, f"Could not list threads: {exc}")
+    else:
+        flash.success(request, f"Imported {count} threads from {client.host}.")
+    return redirect("runs_ui:home")
+
+
+@require_POST
+async def add_threads(request):
+    """Add one or many pasted thread ids to the index, checking each exists upstream (concurrently)."""
+    form = AddThreadsForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("ids", []):
+            flash.error(request, error)
+        return redirect("runs_ui:home")
+    client = default_client()
+    gate = asyncio.Semaphore(CONCURRENCY)
+    missing, failed = [], []
+
+    async def add(thread_id):
+        async with gate:
+            try:
+                thread = await client.get_thread(thread_id)
+            except NotFound:
+                missing.append(thread_id)
+                return
+            except UpstreamError as exc:
+                failed.append(f"{thread_id} ({exc.kind})")
+                return
+        await index.record_thread(client.name, thread_id, "added", thread)
+
+    ids = form.cleaned_data["ids"]
+    await asyncio.gather(*(add(t) for t in ids))
+    added = len(ids) - len(missing) - len(failed)
+    if added:
+        flash.success(request, f"Added {added} thread{'s' if added != 1 else ''}.")
+    if missing:
+        flash.error(request, f"Not found upstream: {', '.join(missing)}")
+    if failed:
+        flash.error(request, f"Could not check: {', '.join(failed)}")
+    return redirect("runs_ui:home")
+
+
+# --- go to -----------------------------------------------------------------------------------------
+
+_API_PATH = re.compile(
+    r"/threads/(?P<thread_id>thread_[\w-]+)(?:/runs/(?P<run_id>run_[\w-]+)(?:/steps/(?P<step_id>step_[\w-]+))?"
+    r"|/messages/(?P<message_id>msg_[\w-]+))?"
+)
+
+
+@require_GET
+async def goto(request):
+    """Land on the page for whatever was pasted: an id of any kind, a dashboard URL or an API URL."""
+    query = request.GET.get("q", "").strip()
+    if not query:
+        return redirect("runs_ui:home")
+    target = await _target_for(query)
+    if target:
+        return redirect(target)
+    flash.error(request, f"Nothing to open for “{query[:120]}”: paste a thread_, run_, step_, msg_ or asst_ id, "
+                         "or a dashboard or API URL. Runs and steps are found once their thread has been opened.")
+    return redirect("runs_ui:home")
+
+
+async def _target_for(query: str) -> str | None:
+    if "/" in query:
+        path = urlsplit(query).path or query
+        try:
+            match = resolve(path)
+        except Resolver404:
+            match = None
+        if match and match.namespace == "runs_ui":
+            return path
+        if m := _API_PATH.search(path):
+            ids = {k: v for k, v in m.groupdict().items() if v}
+            if "message_id" in ids:
+                return url_for("thread", thread_id=ids["thread_id"]) + f"#{ids['message_id']}"
+            name = "step" if "step_id" in ids else "run" if "run_id" in ids else "thread"
+            return url_for(name, **ids)
+        return None
+    if is_id("thread", query):
+        return url_for("thread", thread_id=query)
+    if is_id("assistant", query):
+        return url_for("home") + "?" + urlencode({"assistant": query})
+    if is_id("run", query):
+        snapshot = await index.find_run(query)
+        if snapshot:
+            return url_for("run", snapshot.connection, thread_id=snapshot.thread.thread_id, run_id=query)
+        return None
+    if is_id("step", query) or is_id("message", query):
+        known = await index.find_id(query)
+        if known is None:
+            return None
+        if query.startswith("step_") and known.run_id:
+            return url_for("step", known.connection, thread_id=known.thread_id, run_id=known.run_id, step_id=query)
+        return url_for("thread", known.connection, thread_id=known.thread_id) + f"#{query}"
+    return None
+
+
+# --- thread ----------------------------------------------------------------------------------------
+
+
+@require_GET
+@upstream_view
+async def thread_detail(request, client, thread_id):
+    check_id("thread", thread_id)
+    order = "asc" if request.GET.get("order") == "asc" else "desc"
+    if wants_partial(request) and request.GET.get("part") == "timeline":
+        return await _timeline(request, client, thread_id, order)
+    thread = await client.get_thread(thread_id)
+    entry = await index.record_thread(_conn(client), thread_id, "opened", thread)
+    user = await request.auser()
+    cursors = {k: request.GET[k] for k in ("runs_after", "messages_after", "runs_done", "messages_done")
+               if k in request.GET}
+    context = {
+        "conn": _conn(client),
+        "connection": info_for(client),
+        "thread": thread,
+        "order": order,
+        "watched": await entry.watchers.filter(pk=user.pk).aexists(),
+        "timeline_url": "?" + urlencode({"part": "timeline", "order": order, **cursors}),
+    }
+    return render_page(request, "runs_ui/thread_detail.html", context)
+
+
+async def _timeline(request, client, thread_id, order):
+    runs_after = _cursor(request, "runs_after", "run")
+    messages_after = _cursor(request, "messages_after", "message")
+    runs_done = request.GET.get("runs_done") == "1"
+    messages_done = request.GET.get("messages_done") == "1"
+    runs, messages, names = await asyncio.gather(
+        _nothing() if runs_done else client.list_runs(thread_id, limit=TIMELINE_PAGE, order=order,
+                                                      after=runs_after),
+        _nothing() if messages_done else client.list_messages(thread_id, limit=TIMELINE_PAGE, order=order,
+                                                              after=messages_after),
+        assistant_names(client),
+    )
+    page = interleave(runs, messages, order=order, runs_after=runs_after, messages_after=messages_after)
+    conn = _conn(client)
+    if runs:
+        await index.record_runs(conn, thread_id, runs.data)
+    if messages:
+        await index.record_ids(conn, thread_id, messages.data)
+    next_url = ""
+    if page.has_more:
+        query = {"part": "timeline", "order": order}
+        for key, value in (("runs_after", page.runs_after), ("messages_after", page.messages_after)):
+            if value:
+                query[key] = value
+        if page.runs_done:
+            query["runs_done"] = "1"
+        if page.messages_done:
+            query["messages_done"] = "1"
+        next_url = "?" + urlencode(query)
+    now = time.time()
+    context = {
+        "conn": conn,
+        "thread_id": thread_id,
+        "page": page,
+        "items": [_decorate(item, names, now) for item in page.items],
+        "next_url": next_url,
+    }
+    return render_page(request, "runs_ui/thread_detail.html", context, partial="timeline-page")
+
+
+def _decorate(item, names: dict, now: float):
+    """What a timeline row needs beyond the object: the assistant's name and the run's total duration."""
+    if item.kind == "run":
+        run = item.obj
+        return {"kind": "run", "run": run, "assistant_name": names.get(run.assistant_id, ""),
+                "total": run_durations(run, now)[-1].seconds}
+    return {"kind": "message", "message": item.obj}
+
+
+@require_POST
+@upstream_view
+async def watch_thread(request, client, thread_id):
+    check_id("thread", thread_id)
+    user = await request.auser()
+    entry = await index.record_thread(_conn(client), thread_id)
+    if request.POST.get("watch") == "1":
+        await entry.watchers.aadd(user)
+    else:
+        await entry.watchers.aremove(user)
+    return redirect(url_for("thread", _conn(client), thread_id=thread_id))
+
+
+# --- run -------------------------------------------------------------------------------------------
+
+
+@require_GET
+@upstream_view
+async def run_detail(request, client, thread_id, run_id):
+    check_id("thread", thread_id)
+    check_id("run", run_id)
+    part = request.GET.get("part")
+    if wants_partial(request) and part == "steps":
+        return await _steps(request, client, thread_id, run_id)
+    run, names = await asyncio.gather(client.get_run(thread_id, run_id), assistant_names(client))
+    context = await run_context(client, run, names)
+    context["steps_url"] = "?" + urlencode({"part": "steps", **({"after": a} if (a := _cursor(
+        request, "after", "step")) else {})})
+    partial = "run-header" if part == "header" else None
+    return render_page(request, "runs_ui/run_detail.html", context, partial=partial)
+
+
+async def run_context(client, run, names: dict) -> dict:
+    """Everything the run header shows; shared by the page, its partials and live updates."""
+    conn = _conn(client)
+    await index.record_runs(conn, run.thread_id, [run])
+    snapshot = await RunSnapshot.objects.filter(connection=conn, run_id=run.id).afirst()
+    now = time.time()
+    transitions = snapshot.transitions if snapshot else []
+    return {
+        "conn": conn,
+        "connection": info_for(client),
+        "thread_id": run.thread_id,
+        "run": run,
+        "assistant_name": names.get(run.assistant_id, ""),
+        "durations": run_durations(run, now),
+        "observed": observed_durations(transitions, now, run.is_terminal),
+        "out_of_order": out_of_order(run),
+    }
+
+
+async def _steps(request, client, thread_id, run_id):
+    """One page of a run's steps (≤ 100), with the messages they created and their waterfall bars."""
+    after = _cursor(request, "after", "step")
+    messages_after = _cursor(request, "messages_after", "message")
+    steps, run, run_messages = await asyncio.gather(
+        client.list_steps(thread_id, run_id, limit=STEPS_PAGE, order="asc", after=after),
+        client.get_run(thread_id, run_id),
+        client.list_messages(thread_id, run_id=run_id, limit=MAX_PAGE, order="asc", after=messages_after),
+    )
+    messages = await _messages_for(client, thread_id, steps.data, run_messages.data)
+    conn = _conn(client)
+    await index.record_ids(conn, thread_id, steps.data)
+    used = [m for m in run_messages.data if m.id in messages]
+    next_url = ""
+    if steps.next_after:
+        query = {"part": "steps", "after": steps.next_after}
+        if cursor := (used[-1].id if used else messages_after):
+            query["messages_after"] = cursor
+        next_url = "?" + urlencode(query)
+    now = time.time()
+    context = {
+        "conn": conn,
+        "thread_id": thread_id,
+        "run": run,
+        "steps": [{"step": s, "message": _message_of(s, messages)} for s in steps.data],
+        "bars": waterfall(run, steps.data, now),
+        "waiting": waiting_for_outputs(run, steps.data, now),
+        "first_page": after is None,
+        "next_url": next_url,
+    }
+    return render_page(request, "runs_ui/run_detail.html", context, partial="step-page")
+
+
+def _message_of(step, messages: dict):
+    if isinstance(step.details, MessageCreation):
+        return messages.get(step.details.message_id)
+    return None
+
+
+async def _messages_for(client, thread_id, steps, listed) -> dict:
+    """The messages a page of steps created: from the run's message list, the rest fetched one by one."""
+    by_id = {m.id: m for m in listed}
+    wanted = [s.details.message_id for s in steps
+              if isinstance(s.details, MessageCreation) and is_id("message", s.details.message_id)]
+    missing = [m for m in dict.fromkeys(wanted) if m not in by_id]
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def fetch(message_id):
+        async with gate:
+            try:
+                by_id[message_id] = await client.get_message(thread_id, message_id)
+            except NotFound:
+                pass  # the step still shows its message id
+
+    await asyncio.gather(*(fetch(m) for m in missing))
+    return {m: by_id[m] for m in wanted if m in by_id}
+
+
+# --- step ------------------------------------------------------------------------------------------
+
+
+@require_GET
+@upstream_view
+async def step_detail(request, client, thread_id, run_id, step_id):
+    check_id("thread", thread_id)
+    check_id("run", run_id)
+    check_id("step", step_id)
+    include = request.GET.get("include") == "content"
+    step, run = await asyncio.gather(client.get_step(thread_id, run_id, step_id, include_content=include),
+                                     client.get_run(thread_id, run_id))
+    message = None
+    if isinstance(step.details, MessageCreation) and is_id("message", step.details.message_id):
+        try:
+            message = await client.get_message(thread_id, step.details.message_id)
+        except NotFound:
+            pass
+    conn = _conn(client)
+    await index.record_ids(conn, thread_id, [step])
+    context = {
+        "conn": conn,
+        "connection": info_for(client),
+        "thread_id": thread_id,
+        "run": run,
+        "item": {"step": step, "message": message},
+        "include_content": include,
+    }
+    partial = "step-item" if request.GET.get("part") == "step" else None
+    return render_page(request, "runs_ui/step_detail.html", context, partial=partial)
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def _download(data: dict, filename: str) -> JsonResponse:
+    response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+async def _run_export(client, run) -> dict:
+    steps = [s.raw async for s in client.iter_steps(run.thread_id, run.id, include_content=True)]
+    return {"run": run.raw, "steps": steps}
+
+
+@require_GET
+@upstream_view
+async def export_thread(request, client, thread_id):
+    """The whole thread as JSON: every page of messages, runs and each run's steps (fetched concurrently)."""
+    check_id("thread", thread_id)
+    thread = await client.get_thread(thread_id)
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def run_with_steps(run):
+        async with gate:
+            return await _run_export(client, run)
+
+    async def all_runs():
+        return [r async for r in client.iter_runs(thread_id, order="asc")]
+
+    async def all_messages():
+        return [m.raw async for m in client.iter_messages(thread_id, order="asc")]
+
+    runs, messages = await asyncio.gather(all_runs(), all_messages())
+    exported = await asyncio.gather(*(run_with_steps(r) for r in runs))
+    return _download({
+        "exported_at": datetime.now(UTC).isoformat(),
+        "upstream": info_for(client).host,
+        "thread": thread.raw,
+        "messages": messages,
+        "runs": list(exported),
+    }, f"{thread_id}.json")
+
+
+@require_GET
+@upstream_view
+async def export_run(request, client, thread_id, run_id):
+    check_id("thread", thread_id)
+    check_id("run", run_id)
+    run = await client.get_run(thread_id, run_id)
+
+    async def run_messages():
+        out, after = [], None
+        while True:
+            page = await client.list_messages(thread_id, run_id=run_id, limit=MAX_PAGE, order="asc", after=after)
+            out += [m.raw for m in page.data]
+            if not (after := page.next_after):
+                return out
+
+    exported, messages = await asyncio.gather(_run_export(client, run), run_messages())
+    return _download({"exported_at": datetime.now(UTC).isoformat(), "upstream": info_for(client).host,
+                      **exported, "messages": messages}, f"{run_id}.json")
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+@require_GET
+@upstream_view
+async def file_content(request, client, file_id):
+    """Code-interpreter images, fetched with the server's key; only known image types are shown inline."""
+    check_id("file", file_id)
+    content, content_type = await client.get_file_content(file_id)
+    kind = content_type.split(";")[0].strip().lower()
+    response = HttpResponse(content, content_type=kind if kind in INLINE_IMAGE_TYPES else "application/octet-stream")
+    if kind not in INLINE_IMAGE_TYPES:
+        response["Content-Disposition"] = f'attachment; filename="{file_id}"'
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    patch_cache_control(response, private=True, max_age=3600)
+    return response
+
