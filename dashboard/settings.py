@@ -113,11 +113,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 REDIS_URL = env.str("REDIS_URL", "")
+# Prefix of every Redis key (channel layer, leases, live state), so deployments can share a Redis.
+REDIS_PREFIX = env.str("REDIS_PREFIX", "runs")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 500, "expiry": 30},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi", "capacity": 500, "expiry": 30},
         }
     }
 else:
@@ -140,7 +142,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = VAR_DIR / "static"  # for `collectstatic` in production
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Files are served straight from static/ (no collectstatic step for a newcomer); names carry versions.
 WHITENOISE_USE_FINDERS = True
 STORAGES = {

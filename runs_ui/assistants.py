@@ -24,3 +24,14 @@ async def assistant_names(client: AssistantsClient) -> dict[str, str]:
         names = {}
     _cache[key] = (time.monotonic(), names)
     return names
+
+
+async def assistant_name(client: AssistantsClient, assistant_id: str) -> str:
+    """One assistant's name; one not among the cached first 100 is fetched and remembered."""
+    names = await assistant_names(client)
+    if assistant_id and assistant_id not in names:
+        try:
+            names[assistant_id] = (await client.get_assistant(assistant_id)).label
+        except UpstreamError:
+            names[assistant_id] = ""
+    return names.get(assistant_id, "")

@@ -53,7 +53,10 @@ class ConnectionInfo:
     @property
     def settings_hint(self) -> str:
         if self.is_default:
-            return "ASSISTANTS_API_BASE_URL, ASSISTANTS_API_KEY, ASSISTANTS_API_PROFILE and ASSISTANTS_API_VERSION"
+            return (
+                "ASSISTANTS_API_BASE_URL, ASSISTANTS_API_KEY, "
+                "ASSISTANTS_API_PROFILE and ASSISTANTS_API_VERSION"
+            )
         return f"the connection “{self.name}” in the admin"
 
 
@@ -70,14 +73,25 @@ def default_client() -> AssistantsClient:
         base_url, key = settings.ASSISTANTS_API_BASE_URL, settings.ASSISTANTS_API_KEY
     else:
         base_url, key = settings.SANDBOX_BASE_URL, settings.SANDBOX_API_KEY
-    return AssistantsClient(base_url, key, PROFILES[settings.ASSISTANTS_API_PROFILE],
-                            settings.ASSISTANTS_API_VERSION, name=DEFAULT_CONNECTION, **_client_settings())
+    return AssistantsClient(
+        base_url,
+        key,
+        PROFILES[settings.ASSISTANTS_API_PROFILE],
+        settings.ASSISTANTS_API_VERSION,
+        name=DEFAULT_CONNECTION,
+        **_client_settings(),
+    )
 
 
 def client_for(connection: Connection) -> AssistantsClient:
-    return AssistantsClient(connection.base_url, decrypt_key(connection.api_key_encrypted),
-                            PROFILES[connection.profile], connection.api_version, name=connection.slug,
-                            **_client_settings())
+    return AssistantsClient(
+        connection.base_url,
+        decrypt_key(connection.api_key_encrypted),
+        PROFILES[connection.profile],
+        connection.api_version,
+        name=connection.slug,
+        **_client_settings(),
+    )
 
 
 async def aget_client(slug: str) -> AssistantsClient:
@@ -91,5 +105,10 @@ async def aget_client(slug: str) -> AssistantsClient:
 
 
 def info_for(client: AssistantsClient) -> ConnectionInfo:
-    return ConnectionInfo(client.name, "Default" if client.name == DEFAULT_CONNECTION else client.name,
-                          client.profile.name, client.host, client.name == DEFAULT_CONNECTION)
+    return ConnectionInfo(
+        client.name,
+        "Default" if client.name == DEFAULT_CONNECTION else client.name,
+        client.profile.name,
+        client.host,
+        client.name == DEFAULT_CONNECTION,
+    )

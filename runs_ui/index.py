@@ -17,8 +17,18 @@ from .upstream.objects import Message, Run, Step, Thread
 
 # Snapshot columns a page may overwrite; `transitions` belongs to the watcher and is merged, not replaced.
 SNAPSHOT_FIELDS = [
-    "status", "assistant_id", "model", "error_code", "created_at", "started_at", "ended_at", "expires_at",
-    "prompt_tokens", "completion_tokens", "total_tokens", "metadata",
+    "status",
+    "assistant_id",
+    "model",
+    "error_code",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "expires_at",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "metadata",
 ]
 
 
@@ -44,15 +54,17 @@ def snapshot_values(run: Run) -> dict:
     }
 
 
-async def record_thread(connection: str, thread_id: str, source: str = "opened",
-                        thread: Thread | None = None) -> ThreadEntry:
+async def record_thread(
+    connection: str, thread_id: str, source: str = "opened", thread: Thread | None = None
+) -> ThreadEntry:
     """Remember a thread (creating its entry if new) and mark it seen now."""
     defaults = {"last_seen": timezone.now()}
     if thread is not None:
         defaults["metadata"] = thread.metadata
         defaults["upstream_created_at"] = _dt(thread.created_at)
     entry, created = await ThreadEntry.objects.aget_or_create(
-        connection=connection, thread_id=thread_id, defaults={**defaults, "source": source})
+        connection=connection, thread_id=thread_id, defaults={**defaults, "source": source}
+    )
     if not created:
         await ThreadEntry.objects.filter(pk=entry.pk).aupdate(**defaults)
     return entry
@@ -66,7 +78,9 @@ async def record_runs(connection: str, thread_id: str, runs: list[Run]) -> None:
     entry = await record_thread(connection, thread_id)
     await RunSnapshot.objects.abulk_create(
         [RunSnapshot(thread=entry, connection=connection, run_id=r.id, **snapshot_values(r)) for r in runs],
-        update_conflicts=True, unique_fields=["connection", "run_id"], update_fields=SNAPSHOT_FIELDS,
+        update_conflicts=True,
+        unique_fields=["connection", "run_id"],
+        update_fields=SNAPSHOT_FIELDS,
     )
     await refresh_latest(entry)
 
@@ -76,13 +90,18 @@ async def refresh_latest(entry: ThreadEntry) -> None:
     if latest is None:
         return
     await ThreadEntry.objects.filter(pk=entry.pk).aupdate(
-        latest_run_id=latest.run_id, latest_status=latest.status, latest_assistant_id=latest.assistant_id,
-        latest_model=latest.model, latest_error_code=latest.error_code,
+        latest_run_id=latest.run_id,
+        latest_status=latest.status,
+        latest_assistant_id=latest.assistant_id,
+        latest_model=latest.model,
+        latest_error_code=latest.error_code,
         latest_run_created_at=latest.created_at,
     )
 
 
-async def record_transition(connection: str, run: Run, observed_at: float | None = None) -> RunSnapshot | None:
+async def record_transition(
+    connection: str, run: Run, observed_at: float | None = None
+) -> RunSnapshot | None:
     """The watcher saw `run` in a status: store the snapshot and, if the status is new, when it was seen."""
     snapshot = await RunSnapshot.objects.filter(connection=connection, run_id=run.id).afirst()
     if snapshot is None:
@@ -103,27 +122,47 @@ async def record_transition(connection: str, run: Run, observed_at: float | None
 
 async def record_ids(connection: str, thread_id: str, objects: list[Step | Message]) -> None:
     """Remember where step and message ids live (for the go-to box)."""
-    rows = [KnownId(connection=connection, object_id=o.id, thread_id=thread_id, run_id=o.run_id or "")
-            for o in objects if o.id]
+    rows = [
+        KnownId(connection=connection, object_id=o.id, thread_id=thread_id, run_id=o.run_id or "")
+        for o in objects
+        if o.id
+    ]
     if rows:
         await KnownId.objects.abulk_create(rows, ignore_conflicts=True)
 
 
 async def find_run(run_id: str) -> RunSnapshot | None:
-    return await RunSnapshot.objects.select_related("thread").filter(run_id=run_id).order_by("-updated_at").afirst()
+    return (
+        await RunSnapshot.objects.select_related("thread")
+        .filter(run_id=run_id)
+        .order_by("-updated_at")
+        .afirst()
+    )
 
 
 async def find_id(object_id: str) -> KnownId | None:
     return await KnownId.objects.filter(object_id=object_id).afirst()
 
 
-def search(queryset, *, q: str = "", status: str = "", assistant: str = "", model: str = "",
-           error: str = "", since=None, until=None):
+def search(
+    queryset,
+    *,
+    q: str = "",
+    status: str = "",
+    assistant: str = "",
+    model: str = "",
+    error: str = "",
+    since=None,
+    until=None,
+):
     """Filter thread entries the way the home page's form asks (latest run's status, assistant, …)."""
     if q:
         queryset = queryset.filter(
-            Q(thread_id__icontains=q) | Q(latest_run_id__icontains=q) | Q(runs__run_id__icontains=q)
-            | Q(metadata__icontains=q) | Q(runs__metadata__icontains=q)
+            Q(thread_id__icontains=q)
+            | Q(latest_run_id__icontains=q)
+            | Q(runs__run_id__icontains=q)
+            | Q(metadata__icontains=q)
+            | Q(runs__metadata__icontains=q)
         ).distinct()
     if status:
         queryset = queryset.filter(latest_status=status)

@@ -1,4 +1,4 @@
-"""What the dashboard keeps itself: upstream connections, the thread index with run snapshots, audit records."""
+"""What the dashboard keeps itself: connections, the thread index with run snapshots, audit records."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ DEFAULT_CONNECTION = "default"
 class Connection(models.Model):
     """An upstream added by an admin, besides the default one configured from the environment."""
 
-    slug = models.SlugField(max_length=40, unique=True, help_text="Used in dashboard URLs: /c/<slug>/threads/…")
+    slug = models.SlugField(
+        max_length=40, unique=True, help_text="Used in dashboard URLs: /c/<slug>/threads/…"
+    )
     name = models.CharField(max_length=100)
     profile = models.CharField(max_length=20, choices=[(p, p) for p in settings.PROFILES], default="openai")
-    base_url = models.URLField(max_length=500, help_text="e.g. https://host/v1 or https://RES.openai.azure.com/openai")
+    base_url = models.URLField(
+        max_length=500, help_text="e.g. https://host/v1 or https://RES.openai.azure.com/openai"
+    )
     api_version = models.CharField(max_length=40, blank=True, help_text="Required by the Azure profiles.")
     # Fernet token of the API key (see connections.py); the key itself is never stored or shown.
     api_key_encrypted = models.TextField(blank=True, editable=False)
@@ -56,7 +60,9 @@ class ThreadEntry(models.Model):
     watchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="watched_threads")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["connection", "thread_id"], name="unique_thread_entry")]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "thread_id"], name="unique_thread_entry")
+        ]
         indexes = [models.Index(fields=["connection", "-last_seen"])]
         verbose_name_plural = "thread entries"
 
@@ -82,13 +88,17 @@ class RunSnapshot(models.Model):
     completion_tokens = models.IntegerField(null=True, blank=True)
     total_tokens = models.IntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
-    # [{"status": "in_progress", "at": 1764070000.123}, …] as observed here (upstream times are whole seconds).
+    # [{"status": "in_progress", "at": 1764070000.123}, …] as observed here (upstream times are whole
+    # seconds).
     transitions = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "run_id"], name="unique_run_snapshot")]
-        indexes = [models.Index(fields=["thread", "-created_at"]), models.Index(fields=["status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["thread", "-created_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
 
     def __str__(self):
         return f"{self.run_id} ({self.status})"
@@ -112,12 +122,11 @@ class KnownId(models.Model):
 class AuditRecord(models.Model):
     """One operator action: written before the upstream call, completed after it."""
 
-    PENDING, SUCCEEDED, FAILED, UNKNOWN = "pending", "succeeded", "failed", "unknown"
+    PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
     OUTCOMES = [
-        (PENDING, "outcome unknown (call in flight or interrupted)"),
+        (PENDING, "outcome unknown (call in flight, or interrupted)"),
         (SUCCEEDED, "succeeded"),
         (FAILED, "failed"),
-        (UNKNOWN, "outcome unknown, reconciled from the run"),
     ]
     ACTIONS = [
         ("cancel_run", "cancel run"),
@@ -144,9 +153,20 @@ class AuditRecord(models.Model):
     request_id = models.CharField(max_length=200, blank=True)
     latency_ms = models.IntegerField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    #: Set when an interrupted record's outcome was inferred later from the run's state.
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # One action of a kind in flight per run: a double submit is refused by the database itself.
+            models.UniqueConstraint(
+                fields=["connection", "run_id", "action"],
+                condition=models.Q(outcome="pending") & ~models.Q(run_id=""),
+                name="one_pending_action_per_run",
+            )
+        ]
 
     def __str__(self):
         return f"{self.username} {self.action} {self.run_id or self.thread_id} ({self.outcome})"

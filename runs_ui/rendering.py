@@ -19,16 +19,20 @@ MAX_MARKDOWN_CHARS = 100_000
 
 
 def sanitize(html: str) -> str:
-    return nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes={"http", "https", "mailto"},
-                     link_rel="noopener noreferrer nofollow")
+    return nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
 
 
 def markdown(text: str) -> SafeString:
     if len(text) > MAX_MARKDOWN_CHARS:
         from django.utils.html import escape
 
-        return mark_safe(f'<pre class="plain">{escape(text)}</pre>')  # noqa: S308 - escaped above
-    return mark_safe(sanitize(_markdown.render(text)))  # noqa: S308 - sanitised by nh3
+        return mark_safe(f'<pre class="plain">{escape(text)}</pre>')
+    return mark_safe(sanitize(_markdown.render(text)))
 
 
 def message_text(part: TextPart) -> tuple[SafeString, list[dict]]:

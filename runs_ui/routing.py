@@ -1,3 +1,11 @@
-"""WebSocket routes (Channels)."""
+"""WebSocket routes: what a page can subscribe to (its run, its thread, or the home list)."""
 
-websocket_urlpatterns = []
+from django.urls import path
+
+from .consumers import LiveConsumer
+
+websocket_urlpatterns = [
+    path("ws/runs/<slug:conn>/<str:thread_id>/<str:run_id>/", LiveConsumer.as_asgi(), {"scope": "run"}),
+    path("ws/threads/<slug:conn>/<str:thread_id>/", LiveConsumer.as_asgi(), {"scope": "thread"}),
+    path("ws/index/", LiveConsumer.as_asgi(), {"scope": "index"}),
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .upstream.objects import FunctionCall, Message, Page, Run, Step, ToolCalls
+from .upstream.objects import FunctionCall, Message, MessageCreation, Page, Run, Step, ToolCalls
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,21 @@ def run_durations(run: Run, now: float, steps: list[Step] = ()) -> list[Duration
     running = not run.is_terminal
     last = end if end is not None else (now if running else None)
     durations = [
-        Duration("queued", _span(run.created_at, run.started_at if run.started_at is not None else
-                                 (now if run.status == "queued" else None)), running=run.status == "queued"),
+        Duration(
+            "queued",
+            _span(
+                run.created_at,
+                run.started_at if run.started_at is not None else (now if run.status == "queued" else None),
+            ),
+            running=run.status == "queued",
+        ),
         Duration("in progress", _span(run.started_at, last), running=running and run.started_at is not None),
     ]
     waiting = waiting_for_outputs(run, steps, now)
     if waiting is not None:
-        durations.append(Duration("waiting for tool outputs", waiting, running=run.status == "requires_action"))
+        durations.append(
+            Duration("waiting for tool outputs", waiting, running=run.status == "requires_action")
+        )
     durations.append(Duration("total", _span(run.created_at, last), running=running))
     return durations
 
@@ -46,8 +54,14 @@ def waiting_for_outputs(run: Run, steps: list[Step], now: float) -> float | None
     """Time function-call steps sat waiting: from their creation until they completed (or now)."""
     total, seen = 0.0, False
     for step in steps:
-        if isinstance(step.details, ToolCalls) and any(isinstance(c, FunctionCall) for c in step.details.tool_calls):
-            end = step.ended_at if step.ended_at is not None else (now if run.status == "requires_action" else None)
+        if isinstance(step.details, ToolCalls) and any(
+            isinstance(c, FunctionCall) for c in step.details.tool_calls
+        ):
+            end = (
+                step.ended_at
+                if step.ended_at is not None
+                else (now if run.status == "requires_action" else None)
+            )
             span = _span(step.created_at, end)
             if span is not None:
                 total, seen = total + span, True
@@ -95,8 +109,14 @@ class TimelinePage:
         return not (self.runs_done and self.messages_done)
 
 
-def interleave(runs: Page[Run] | None, messages: Page[Message] | None, *, order: str,
-               runs_after: str | None, messages_after: str | None) -> TimelinePage:
+def interleave(
+    runs: Page[Run] | None,
+    messages: Page[Message] | None,
+    *,
+    order: str,
+    runs_after: str | None,
+    messages_after: str | None,
+) -> TimelinePage:
     """Merge one page of runs and one of messages into a single time-ordered page.
 
     Each list has its own cursor. Items beyond the point where a list with more pages stops are held
@@ -105,7 +125,9 @@ def interleave(runs: Page[Run] | None, messages: Page[Message] | None, *, order:
     desc = order != "asc"
     streams = {"run": runs, "message": messages}
     # The boundary: the shallowest last timestamp among the lists that still have pages to come.
-    bounds = [page.data[-1].created_at or 0 for page in streams.values() if page and page.has_more and page.data]
+    bounds = [
+        page.data[-1].created_at or 0 for page in streams.values() if page and page.has_more and page.data
+    ]
     bound = (max(bounds) if desc else min(bounds)) if bounds else None
 
     def shown(obj) -> bool:
@@ -160,3 +182,10 @@ def waterfall(run: Run, steps: list[Step], now: float) -> list[Bar]:
         width_pct = min(max((stop - s.created_at) / span * 100, 0.6), 100 - start_pct)
         bars.append(Bar(s, round(start_pct, 2), round(max(width_pct, 0.6), 2)))
     return bars
+
+
+def message_of(step: Step, messages: dict[str, Message]) -> Message | None:
+    """The message a message-creation step made, if it is among `messages`."""
+    if isinstance(step.details, MessageCreation):
+        return messages.get(step.details.message_id)
+    return None

@@ -105,8 +105,9 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 
 
 def _info(headers: httpx.Headers) -> ResponseInfo:
-    request_id = (headers.get("x-request-id") or headers.get("apim-request-id")
-                  or headers.get("x-ms-request-id"))
+    request_id = (
+        headers.get("x-request-id") or headers.get("apim-request-id") or headers.get("x-ms-request-id")
+    )
     try:
         poll_after = int(headers["openai-poll-after-ms"])
     except (KeyError, ValueError):
@@ -142,8 +143,14 @@ def _error_for(response: httpx.Response, info: ResponseInfo, secret: str = "") -
     if secret:
         # Some servers echo the key they rejected; the message is shown to people who must not see it.
         message = message.replace(secret, "[redacted]")
-    return for_status(status)(_clip(message), status=status, request_id=info.request_id, code=code,
-                              param=param, retry_after=_retry_after(response.headers))
+    return for_status(status)(
+        _clip(message),
+        status=status,
+        request_id=info.request_id,
+        code=code,
+        param=param,
+        retry_after=_retry_after(response.headers),
+    )
 
 
 def _json_body(response: httpx.Response, info: ResponseInfo) -> Any:
@@ -153,14 +160,16 @@ def _json_body(response: httpx.Response, info: ResponseInfo) -> Any:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
         raise BadResponse(
             f"The upstream answered HTTP {response.status_code} with something that is not JSON ({kind}).",
-            status=response.status_code, request_id=info.request_id,
+            status=response.status_code,
+            request_id=info.request_id,
         ) from None
 
 
 async def _read_capped(response: httpx.Response, info: ResponseInfo) -> bytes:
     """The body, read in pieces so that a huge file is refused before it is all in memory."""
-    too_large = BadResponse("The file is too large to show.", status=response.status_code,
-                            request_id=info.request_id)
+    too_large = BadResponse(
+        "The file is too large to show.", status=response.status_code, request_id=info.request_id
+    )
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FILE_BYTES:
         raise too_large
@@ -241,8 +250,16 @@ class AssistantsClient:
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
-    async def _call(self, method: str, path: str, *, params=None, json=None,
-                    include_content: bool = False, raw: bool = False) -> tuple[Any, ResponseInfo]:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params=None,
+        json=None,
+        include_content: bool = False,
+        raw: bool = False,
+    ) -> tuple[Any, ResponseInfo]:
         query = self._params(params, include_content)
         headers = self.profile.headers(self.api_key)
         retrying = AsyncRetrying(
@@ -260,8 +277,9 @@ class AssistantsClient:
     async def _send(self, method, path, query, headers, json, raw) -> tuple[Any, ResponseInfo]:
         started = time.monotonic()
         try:
-            async with _pool().stream(method, self._url(path), params=query, json=json, headers=headers,
-                                      timeout=self._timeout()) as response:
+            async with _pool().stream(
+                method, self._url(path), params=query, json=json, headers=headers, timeout=self._timeout()
+            ) as response:
                 info = _info(response.headers)
                 if raw and response.status_code < 400:
                     content = await _read_capped(response, info)
@@ -270,18 +288,40 @@ class AssistantsClient:
         except httpx.HTTPError as exc:
             log.warning("%s %s %s failed: %s", self.name, method, path, type(exc).__name__)
             raise _transport_error(exc, self.host) from None
-        log.info("%s %s %s -> %s in %.0f ms (request %s)", self.name, method, path, response.status_code,
-                 (time.monotonic() - started) * 1000, info.request_id or "-")
+        log.info(
+            "%s %s %s -> %s in %.0f ms (request %s)",
+            self.name,
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            info.request_id or "-",
+        )
         if response.status_code >= 400:
             raise _error_for(response, info, self.api_key)
         if raw:
             return (content, response.headers.get("content-type", "application/octet-stream")), info
         return _json_body(response, info), info
 
-    async def _page(self, path: str, parse, *, limit=20, order="desc", after=None, before=None,
-                    include_content=False, **filters) -> Page:
-        params = {"limit": max(1, min(int(limit), MAX_PAGE)), "order": order, "after": after,
-                  "before": before, **filters}
+    async def _page(
+        self,
+        path: str,
+        parse,
+        *,
+        limit=20,
+        order="desc",
+        after=None,
+        before=None,
+        include_content=False,
+        **filters,
+    ) -> Page:
+        params = {
+            "limit": max(1, min(int(limit), MAX_PAGE)),
+            "order": order,
+            "after": after,
+            "before": before,
+            **filters,
+        }
         data, info = await self._call("GET", path, params=params, include_content=include_content)
         return replace(Page.from_json(data, parse), info=info)
 
@@ -310,24 +350,27 @@ class AssistantsClient:
         return self._all(lambda after: self.list_runs(thread_id, limit=MAX_PAGE, order=order, after=after))
 
     async def create_run(self, thread_id: str, assistant_id: str, **options) -> Run:
-        data, info = await self._call("POST", f"/threads/{_seg(thread_id)}/runs",
-                                      json=_body(assistant_id=assistant_id, **options))
+        data, info = await self._call(
+            "POST", f"/threads/{_seg(thread_id)}/runs", json=_body(assistant_id=assistant_id, **options)
+        )
         return replace(Run.from_json(data), info=info)
 
     def stream_create_run(self, thread_id: str, assistant_id: str, **options):
         return self._stream(f"/threads/{_seg(thread_id)}/runs", _body(assistant_id=assistant_id, **options))
 
     async def create_thread_and_run(self, assistant_id: str, **options) -> Run:
-        data, info = await self._call("POST", "/threads/runs",
-                                      json=_body(assistant_id=assistant_id, **options))
+        data, info = await self._call(
+            "POST", "/threads/runs", json=_body(assistant_id=assistant_id, **options)
+        )
         return replace(Run.from_json(data), info=info)
 
     def stream_create_thread_and_run(self, assistant_id: str, **options):
         return self._stream("/threads/runs", _body(assistant_id=assistant_id, **options))
 
     async def modify_run(self, thread_id: str, run_id: str, metadata: dict[str, str]) -> Run:
-        data, info = await self._call("POST", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}",
-                                      json={"metadata": metadata})
+        data, info = await self._call(
+            "POST", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}", json={"metadata": metadata}
+        )
         return replace(Run.from_json(data), info=info)
 
     async def cancel_run(self, thread_id: str, run_id: str) -> Run:
@@ -336,31 +379,46 @@ class AssistantsClient:
 
     async def submit_tool_outputs(self, thread_id: str, run_id: str, outputs: list[dict]) -> Run:
         data, info = await self._call(
-            "POST", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/submit_tool_outputs",
-            json={"tool_outputs": outputs})
+            "POST",
+            f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/submit_tool_outputs",
+            json={"tool_outputs": outputs},
+        )
         return replace(Run.from_json(data), info=info)
 
     def stream_submit_tool_outputs(self, thread_id: str, run_id: str, outputs: list[dict]):
-        return self._stream(f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/submit_tool_outputs",
-                            {"tool_outputs": outputs})
+        return self._stream(
+            f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/submit_tool_outputs", {"tool_outputs": outputs}
+        )
 
     # --- steps -------------------------------------------------------------------------------------
 
-    async def list_steps(self, thread_id: str, run_id: str, *, include_content: bool = False,
-                         **page) -> Page[Step]:
-        return await self._page(f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps", Step.from_json,
-                                include_content=include_content, **page)
+    async def list_steps(
+        self, thread_id: str, run_id: str, *, include_content: bool = False, **page
+    ) -> Page[Step]:
+        return await self._page(
+            f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps",
+            Step.from_json,
+            include_content=include_content,
+            **page,
+        )
 
-    def iter_steps(self, thread_id: str, run_id: str, order: str = "asc",
-                   include_content: bool = False) -> AsyncIterator[Step]:
-        return self._all(lambda after: self.list_steps(thread_id, run_id, limit=MAX_PAGE, order=order,
-                                                       after=after, include_content=include_content))
+    def iter_steps(
+        self, thread_id: str, run_id: str, order: str = "asc", include_content: bool = False
+    ) -> AsyncIterator[Step]:
+        return self._all(
+            lambda after: self.list_steps(
+                thread_id, run_id, limit=MAX_PAGE, order=order, after=after, include_content=include_content
+            )
+        )
 
-    async def get_step(self, thread_id: str, run_id: str, step_id: str, *,
-                       include_content: bool = False) -> Step:
+    async def get_step(
+        self, thread_id: str, run_id: str, step_id: str, *, include_content: bool = False
+    ) -> Step:
         data, _ = await self._call(
-            "GET", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps/{_seg(step_id)}",
-            include_content=include_content)
+            "GET",
+            f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps/{_seg(step_id)}",
+            include_content=include_content,
+        )
         return Step.from_json(data)
 
     # --- threads, messages, assistants, files --------------------------------------------------
@@ -374,12 +432,14 @@ class AssistantsClient:
         return await self._page("/threads", Thread.from_json, **page)
 
     async def list_messages(self, thread_id: str, *, run_id: str | None = None, **page) -> Page[Message]:
-        return await self._page(f"/threads/{_seg(thread_id)}/messages", Message.from_json, run_id=run_id,
-                                **page)
+        return await self._page(
+            f"/threads/{_seg(thread_id)}/messages", Message.from_json, run_id=run_id, **page
+        )
 
     def iter_messages(self, thread_id: str, order: str = "asc") -> AsyncIterator[Message]:
-        return self._all(lambda after: self.list_messages(thread_id, limit=MAX_PAGE, order=order,
-                                                          after=after))
+        return self._all(
+            lambda after: self.list_messages(thread_id, limit=MAX_PAGE, order=order, after=after)
+        )
 
     async def get_message(self, thread_id: str, message_id: str) -> Message:
         data, _ = await self._call("GET", f"/threads/{_seg(thread_id)}/messages/{_seg(message_id)}")
@@ -409,13 +469,24 @@ class AssistantsClient:
         Not retried: a stream that fails part-way may already have changed the run.
         """
         try:
-            async with aconnect_sse(_pool(), "POST", self._url(path), params=self._params(),
-                                    json={**body, "stream": True}, headers=self.profile.headers(self.api_key),
-                                    timeout=self._timeout()) as source:
+            async with aconnect_sse(
+                _pool(),
+                "POST",
+                self._url(path),
+                params=self._params(),
+                json={**body, "stream": True},
+                headers=self.profile.headers(self.api_key),
+                timeout=self._timeout(),
+            ) as source:
                 response = source.response
                 info = _info(response.headers)
-                log.info("%s POST %s -> %s (stream, request %s)", self.name, path, response.status_code,
-                         info.request_id or "-")
+                log.info(
+                    "%s POST %s -> %s (stream, request %s)",
+                    self.name,
+                    path,
+                    response.status_code,
+                    info.request_id or "-",
+                )
                 if response.status_code >= 400:
                     await response.aread()
                     raise _error_for(response, info, self.api_key)

@@ -77,10 +77,7 @@ def _dicts(value: Any) -> list[dict]:
 
 def _metadata(value: Any) -> dict[str, str]:
     # Keys and values should be strings; anything else is shown as its JSON rather than dropped.
-    return {
-        str(k): v if isinstance(v, str) else json.dumps(v)
-        for k, v in _dict(value).items()
-    }
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in _dict(value).items()}
 
 
 def _require_object(data: Any, what: str) -> dict:
@@ -109,8 +106,11 @@ class Usage:
     def from_json(cls, data: Any) -> Usage | None:
         if not isinstance(data, dict):
             return None
-        return cls(_int(data.get("prompt_tokens")), _int(data.get("completion_tokens")),
-                   _int(data.get("total_tokens")))
+        return cls(
+            _int(data.get("prompt_tokens")),
+            _int(data.get("completion_tokens")),
+            _int(data.get("total_tokens")),
+        )
 
     @property
     def consistent(self) -> bool:
@@ -204,13 +204,18 @@ def parse_tool_call(data: dict) -> ToolCall:
     kind = _str(data.get("type")) or "(missing type)"
     if kind == "function":
         fn = _dict(data.get("function"))
-        return FunctionCall(call_id, _str(fn.get("name")) or "", _str(fn.get("arguments")) or "",
-                            _str(fn.get("output")), data)
+        return FunctionCall(
+            call_id, _str(fn.get("name")) or "", _str(fn.get("arguments")) or "", _str(fn.get("output")), data
+        )
     if kind == "code_interpreter":
         ci = _dict(data.get("code_interpreter"))
         outputs = [
-            CodeOutput(_str(o.get("type")) or "(missing type)", _str(o.get("logs")),
-                       _str(_dict(o.get("image")).get("file_id")), o)
+            CodeOutput(
+                _str(o.get("type")) or "(missing type)",
+                _str(o.get("logs")),
+                _str(_dict(o.get("image")).get("file_id")),
+                o,
+            )
             for o in _dicts(ci.get("outputs"))
         ]
         return CodeInterpreterCall(call_id, _str(ci.get("input")) or "", outputs, data)
@@ -223,10 +228,14 @@ def parse_tool_call(data: dict) -> ToolCall:
             texts = None
             if isinstance(content, list):
                 texts = [_str(_dict(part).get("text")) or "" for part in content]
-            results.append(FileSearchResult(_str(r.get("file_id")) or "", _str(r.get("file_name")) or "",
-                                            _num(r.get("score")), texts))
-        return FileSearchCall(call_id, _str(ranking.get("ranker")), _num(ranking.get("score_threshold")),
-                              results, data)
+            results.append(
+                FileSearchResult(
+                    _str(r.get("file_id")) or "", _str(r.get("file_name")) or "", _num(r.get("score")), texts
+                )
+            )
+        return FileSearchCall(
+            call_id, _str(ranking.get("ranker")), _num(ranking.get("score_threshold")), results, data
+        )
     return UnknownToolCall(call_id, kind, data)
 
 
@@ -244,8 +253,9 @@ class RequiredAction:
             return None
         calls = _dicts(_dict(data.get("submit_tool_outputs")).get("tool_calls"))
         parsed = [parse_tool_call(c) for c in calls]
-        return cls(_str(data.get("type")) or "(missing type)",
-                   [c for c in parsed if isinstance(c, FunctionCall)])
+        return cls(
+            _str(data.get("type")) or "(missing type)", [c for c in parsed if isinstance(c, FunctionCall)]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,9 +490,15 @@ def parse_content_part(data: dict) -> ContentPart:
         for a in _dicts(text.get("annotations")):
             a_type = _str(a.get("type")) or "(missing type)"
             target = _dict(a.get(a_type)) if a_type in ("file_citation", "file_path") else {}
-            annotations.append(Annotation(a_type, _str(a.get("text")) or "",
-                                          _str(target.get("file_id")) or "",
-                                          _int(a.get("start_index")), _int(a.get("end_index"))))
+            annotations.append(
+                Annotation(
+                    a_type,
+                    _str(a.get("text")) or "",
+                    _str(target.get("file_id")) or "",
+                    _int(a.get("start_index")),
+                    _int(a.get("end_index")),
+                )
+            )
         return TextPart(_str(text.get("value")) or "", annotations)
     if kind == "image_file":
         return ImageFilePart(_str(_dict(data.get("image_file")).get("file_id")) or "")
@@ -551,8 +567,13 @@ class Thread:
     @classmethod
     def from_json(cls, data: Any) -> Thread:
         d = _require_object(data, "thread")
-        return cls(_str(d.get("id")) or "", _int(d.get("created_at")), _metadata(d.get("metadata")),
-                   _dict(d.get("tool_resources")), d)
+        return cls(
+            _str(d.get("id")) or "",
+            _int(d.get("created_at")),
+            _metadata(d.get("metadata")),
+            _dict(d.get("tool_resources")),
+            d,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,9 +591,17 @@ class Assistant:
     @classmethod
     def from_json(cls, data: Any) -> Assistant:
         d = _require_object(data, "assistant")
-        return cls(_str(d.get("id")) or "", _str(d.get("name")), _str(d.get("description")),
-                   _str(d.get("model")) or "", _str(d.get("instructions")), _dicts(d.get("tools")),
-                   _metadata(d.get("metadata")), _int(d.get("created_at")), d)
+        return cls(
+            _str(d.get("id")) or "",
+            _str(d.get("name")),
+            _str(d.get("description")),
+            _str(d.get("model")) or "",
+            _str(d.get("instructions")),
+            _dicts(d.get("tools")),
+            _metadata(d.get("metadata")),
+            _int(d.get("created_at")),
+            d,
+        )
 
     @property
     def label(self) -> str:
@@ -611,8 +640,12 @@ class Page[T]:
         items = d.get("data")
         if not isinstance(items, list):
             raise BadResponse("The list response has no 'data' array.")
-        return cls([parse(item) for item in items], d.get("has_more") is True,
-                   _str(d.get("first_id")), _str(d.get("last_id")))
+        return cls(
+            [parse(item) for item in items],
+            d.get("has_more") is True,
+            _str(d.get("first_id")),
+            _str(d.get("last_id")),
+        )
 
 
 # --- streaming -------------------------------------------------------------------------------------

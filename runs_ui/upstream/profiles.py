@@ -45,8 +45,13 @@ PROFILES = {
     for p in [
         Profile("openai", "OpenAI-compatible", auth="bearer", extra_headers=BETA),
         Profile("azure-openai", "Azure OpenAI", auth="api-key", needs_api_version=True),
-        Profile("azure-agents", "Azure AI Foundry agents", auth="bearer", needs_api_version=True,
-                can_list_threads=True),
+        Profile(
+            "azure-agents",
+            "Azure AI Foundry agents",
+            auth="bearer",
+            needs_api_version=True,
+            can_list_threads=True,
+        ),
         Profile("sandbox", "Built-in sandbox", auth="bearer", extra_headers=BETA, can_list_threads=True),
     ]
 }

@@ -48,6 +48,8 @@ def parse_event(sse: ServerSentEvent) -> StreamEvent:
         # The spec sends the Error object bare; some servers wrap it as {"error": {…}}.
         err = data.get("error", data) if isinstance(data, dict) else {}
         err = err if isinstance(err, dict) else {}
-        raise UpstreamError(str(err.get("message") or "The upstream reported an error mid-stream."),
-                            code=err.get("code") if isinstance(err.get("code"), str) else None)
+        raise UpstreamError(
+            str(err.get("message") or "The upstream reported an error mid-stream."),
+            code=err.get("code") if isinstance(err.get("code"), str) else None,
+        )
     return StreamEvent(name, parse(data) if parse else data)

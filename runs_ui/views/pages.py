@@ -7,6 +7,7 @@ through htmx partials served by the same view (`?part=…`), whose upstream requ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from datetime import UTC, datetime
@@ -16,20 +17,22 @@ from django.contrib import messages as flash
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
-from django.utils.cache import patch_cache_control
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import index
+from .. import audit, index, live
 from ..assistants import assistant_names
 from ..connections import default_client, info_for
 from ..discovery import import_listed_threads
 from ..forms import AddThreadsForm, IndexFilterForm
 from ..links import url_for
+from ..live import header_context
 from ..models import DEFAULT_CONNECTION, RunSnapshot, ThreadEntry
-from ..timeline import interleave, observed_durations, out_of_order, run_durations, waiting_for_outputs, waterfall
+from ..timeline import interleave, message_of, run_durations, waiting_for_outputs, waterfall
 from ..upstream.client import MAX_PAGE
 from ..upstream.errors import NotFound, UpstreamError
 from ..upstream.objects import MessageCreation, is_id
+from ..watcher import watcher
 from .responses import check_id, render_page, upstream_view, wants_partial
 
 TIMELINE_PAGE = 30
@@ -38,6 +41,8 @@ HOME_PAGE = 50
 CONCURRENCY = 8
 #: Image types a browser may show inline; anything else from the upstream is downloaded, never rendered.
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+#: A page polling while its socket is down keeps its run watched this long after each poll.
+POLL_PIN_SECONDS = 15
 
 
 async def _nothing():
@@ -59,6 +64,8 @@ def _conn(client) -> str:
 
 @require_GET
 async def home(request):
+    if request.GET.get("part") == "live":
+        return await _home_live()
     user = await request.auser()
     form = IndexFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
@@ -83,11 +90,25 @@ async def home(request):
         "filtering": filtering,
         "imported": imported,
         "add_form": AddThreadsForm(),
-        "next_url": f"?{urlencode({**query, 'offset': offset + HOME_PAGE, 'part': 'list'})}" if has_more else "",
+        "next_url": f"?{urlencode({**query, 'offset': offset + HOME_PAGE, 'part': 'list'})}"
+        if has_more
+        else "",
         "page_url": f"?{urlencode(query)}" if query else "?",
+        "live_url": "/ws/index/",
+        "live_poll_url": "?part=live",
     }
     partial = "thread-rows" if request.GET.get("part") == "list" else None
     return render_page(request, "runs_ui/home.html", context, partial=partial)
+
+
+async def _home_live():
+    """The polling fallback of the home page: its status cells, from the index (no upstream calls)."""
+    entries = ThreadEntry.objects.exclude(latest_status="").order_by("-last_seen")[:HOME_PAGE]
+    cells = [
+        live.render_index_cell(e.connection, e.thread_id, e.latest_status, e.latest_error_code)
+        async for e in entries
+    ]
+    return HttpResponse("".join(cells))
 
 
 async def _import_if_empty() -> int:
@@ -171,8 +192,11 @@ async def goto(request):
     target = await _target_for(query)
     if target:
         return redirect(target)
-    flash.error(request, f"Nothing to open for “{query[:120]}”: paste a thread_, run_, step_, msg_ or asst_ id, "
-                         "or a dashboard or API URL. Runs and steps are found once their thread has been opened.")
+    flash.error(
+        request,
+        f"Nothing to open for “{query[:120]}”: paste a thread_, run_, step_, msg_ or asst_ id, "
+        "or a dashboard or API URL. Runs and steps are found once their thread has been opened.",
+    )
     return redirect("runs_ui:home")
 
 
@@ -206,7 +230,9 @@ async def _target_for(query: str) -> str | None:
         if known is None:
             return None
         if query.startswith("step_") and known.run_id:
-            return url_for("step", known.connection, thread_id=known.thread_id, run_id=known.run_id, step_id=query)
+            return url_for(
+                "step", known.connection, thread_id=known.thread_id, run_id=known.run_id, step_id=query
+            )
         return url_for("thread", known.connection, thread_id=known.thread_id) + f"#{query}"
     return None
 
@@ -221,11 +247,21 @@ async def thread_detail(request, client, thread_id):
     order = "asc" if request.GET.get("order") == "asc" else "desc"
     if wants_partial(request) and request.GET.get("part") == "timeline":
         return await _timeline(request, client, thread_id, order)
+    if request.GET.get("part") == "live":
+        return await _live_state(
+            request,
+            await live.thread_state_keys(_conn(client), thread_id),
+            "thread",
+            lambda: watcher.touch_thread(_conn(client), thread_id),
+        )
     thread = await client.get_thread(thread_id)
     entry = await index.record_thread(_conn(client), thread_id, "opened", thread)
     user = await request.auser()
-    cursors = {k: request.GET[k] for k in ("runs_after", "messages_after", "runs_done", "messages_done")
-               if k in request.GET}
+    cursors = {
+        k: request.GET[k]
+        for k in ("runs_after", "messages_after", "runs_done", "messages_done")
+        if k in request.GET
+    }
     context = {
         "conn": _conn(client),
         "connection": info_for(client),
@@ -233,6 +269,8 @@ async def thread_detail(request, client, thread_id):
         "order": order,
         "watched": await entry.watchers.filter(pk=user.pk).aexists(),
         "timeline_url": "?" + urlencode({"part": "timeline", "order": order, **cursors}),
+        "live_url": f"/ws/threads/{_conn(client)}/{thread_id}/",
+        "live_poll_url": "?part=live",
     }
     return render_page(request, "runs_ui/thread_detail.html", context)
 
@@ -243,10 +281,12 @@ async def _timeline(request, client, thread_id, order):
     runs_done = request.GET.get("runs_done") == "1"
     messages_done = request.GET.get("messages_done") == "1"
     runs, messages, names = await asyncio.gather(
-        _nothing() if runs_done else client.list_runs(thread_id, limit=TIMELINE_PAGE, order=order,
-                                                      after=runs_after),
-        _nothing() if messages_done else client.list_messages(thread_id, limit=TIMELINE_PAGE, order=order,
-                                                              after=messages_after),
+        _nothing()
+        if runs_done
+        else client.list_runs(thread_id, limit=TIMELINE_PAGE, order=order, after=runs_after),
+        _nothing()
+        if messages_done
+        else client.list_messages(thread_id, limit=TIMELINE_PAGE, order=order, after=messages_after),
         assistant_names(client),
     )
     page = interleave(runs, messages, order=order, runs_after=runs_after, messages_after=messages_after)
@@ -281,8 +321,12 @@ def _decorate(item, names: dict, now: float):
     """What a timeline row needs beyond the object: the assistant's name and the run's total duration."""
     if item.kind == "run":
         run = item.obj
-        return {"kind": "run", "run": run, "assistant_name": names.get(run.assistant_id, ""),
-                "total": run_durations(run, now)[-1].seconds}
+        return {
+            "kind": "run",
+            "run": run,
+            "assistant_name": names.get(run.assistant_id, ""),
+            "total": run_durations(run, now)[-1].seconds,
+        }
     return {"kind": "message", "message": item.obj}
 
 
@@ -310,31 +354,55 @@ async def run_detail(request, client, thread_id, run_id):
     part = request.GET.get("part")
     if wants_partial(request) and part == "steps":
         return await _steps(request, client, thread_id, run_id)
+    if part == "live":
+        return await _live_state(
+            request,
+            [live.run_state_key(_conn(client), run_id)],
+            "run",
+            lambda: watcher.touch_run(_conn(client), thread_id, run_id, POLL_PIN_SECONDS),
+        )
     run, names = await asyncio.gather(client.get_run(thread_id, run_id), assistant_names(client))
-    context = await run_context(client, run, names)
-    context["steps_url"] = "?" + urlencode({"part": "steps", **({"after": a} if (a := _cursor(
-        request, "after", "step")) else {})})
+    context = await run_context(request, client, run, names)
+    context["steps_url"] = "?" + urlencode(
+        {"part": "steps", **({"after": a} if (a := _cursor(request, "after", "step")) else {})}
+    )
+    context["live_url"] = f"/ws/runs/{_conn(client)}/{thread_id}/{run_id}/"
+    context["live_poll_url"] = "?part=live"
     partial = "run-header" if part == "header" else None
     return render_page(request, "runs_ui/run_detail.html", context, partial=partial)
 
 
-async def run_context(client, run, names: dict) -> dict:
-    """Everything the run header shows; shared by the page, its partials and live updates."""
+async def _live_state(request, keys, page, keep_watching):
+    """The polling fallback while a page's socket is down: the same state a reconnecting socket gets.
+
+    It reads what the (single) watcher last published and keeps that watcher going, so a hundred
+    polling pages still cost the upstream one poller.
+    """
+    keep_watching()
+    variant = "operator" if request.roles.can_act else "viewer"
+    states = await live.current_state(keys)
+    response = HttpResponse("".join(live.html_for(s, variant, page) for s in states))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+async def run_context(request, client, run, names: dict) -> dict:
+    """Everything the run page shows above its steps; the live pushes build the header the same way."""
     conn = _conn(client)
     await index.record_runs(conn, run.thread_id, [run])
     snapshot = await RunSnapshot.objects.filter(connection=conn, run_id=run.id).afirst()
-    now = time.time()
-    transitions = snapshot.transitions if snapshot else []
-    return {
-        "conn": conn,
-        "connection": info_for(client),
-        "thread_id": run.thread_id,
-        "run": run,
-        "assistant_name": names.get(run.assistant_id, ""),
-        "durations": run_durations(run, now),
-        "observed": observed_durations(transitions, now, run.is_terminal),
-        "out_of_order": out_of_order(run),
-    }
+    context = header_context(
+        conn,
+        run,
+        names.get(run.assistant_id, ""),
+        snapshot.transitions if snapshot else [],
+        request.roles.can_act,
+    )
+    context["connection"] = info_for(client)
+    if stale := await audit.stale_pending(conn, run.id):
+        await audit.reconcile(stale, run)  # actions interrupted before their outcome was written
+    context["audit_records"] = await audit.recent_for_run(conn, run.id)
+    return context
 
 
 async def _steps(request, client, thread_id, run_id):
@@ -361,7 +429,7 @@ async def _steps(request, client, thread_id, run_id):
         "conn": conn,
         "thread_id": thread_id,
         "run": run,
-        "steps": [{"step": s, "message": _message_of(s, messages)} for s in steps.data],
+        "steps": [{"step": s, "message": message_of(s, messages)} for s in steps.data],
         "bars": waterfall(run, steps.data, now),
         "waiting": waiting_for_outputs(run, steps.data, now),
         "first_page": after is None,
@@ -370,26 +438,22 @@ async def _steps(request, client, thread_id, run_id):
     return render_page(request, "runs_ui/run_detail.html", context, partial="step-page")
 
 
-def _message_of(step, messages: dict):
-    if isinstance(step.details, MessageCreation):
-        return messages.get(step.details.message_id)
-    return None
-
-
 async def _messages_for(client, thread_id, steps, listed) -> dict:
     """The messages a page of steps created: from the run's message list, the rest fetched one by one."""
     by_id = {m.id: m for m in listed}
-    wanted = [s.details.message_id for s in steps
-              if isinstance(s.details, MessageCreation) and is_id("message", s.details.message_id)]
+    wanted = [
+        s.details.message_id
+        for s in steps
+        if isinstance(s.details, MessageCreation) and is_id("message", s.details.message_id)
+    ]
     missing = [m for m in dict.fromkeys(wanted) if m not in by_id]
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def fetch(message_id):
         async with gate:
-            try:
+            # A message that is gone leaves the step showing its message id.
+            with contextlib.suppress(NotFound):
                 by_id[message_id] = await client.get_message(thread_id, message_id)
-            except NotFound:
-                pass  # the step still shows its message id
 
     await asyncio.gather(*(fetch(m) for m in missing))
     return {m: by_id[m] for m in wanted if m in by_id}
@@ -405,14 +469,14 @@ async def step_detail(request, client, thread_id, run_id, step_id):
     check_id("run", run_id)
     check_id("step", step_id)
     include = request.GET.get("include") == "content"
-    step, run = await asyncio.gather(client.get_step(thread_id, run_id, step_id, include_content=include),
-                                     client.get_run(thread_id, run_id))
+    step, run = await asyncio.gather(
+        client.get_step(thread_id, run_id, step_id, include_content=include),
+        client.get_run(thread_id, run_id),
+    )
     message = None
     if isinstance(step.details, MessageCreation) and is_id("message", step.details.message_id):
-        try:
+        with contextlib.suppress(NotFound):
             message = await client.get_message(thread_id, step.details.message_id)
-        except NotFound:
-            pass
     conn = _conn(client)
     await index.record_ids(conn, thread_id, [step])
     context = {
@@ -461,13 +525,16 @@ async def export_thread(request, client, thread_id):
 
     runs, messages = await asyncio.gather(all_runs(), all_messages())
     exported = await asyncio.gather(*(run_with_steps(r) for r in runs))
-    return _download({
-        "exported_at": datetime.now(UTC).isoformat(),
-        "upstream": info_for(client).host,
-        "thread": thread.raw,
-        "messages": messages,
-        "runs": list(exported),
-    }, f"{thread_id}.json")
+    return _download(
+        {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "upstream": info_for(client).host,
+            "thread": thread.raw,
+            "messages": messages,
+            "runs": list(exported),
+        },
+        f"{thread_id}.json",
+    )
 
 
 @require_GET
@@ -480,14 +547,23 @@ async def export_run(request, client, thread_id, run_id):
     async def run_messages():
         out, after = [], None
         while True:
-            page = await client.list_messages(thread_id, run_id=run_id, limit=MAX_PAGE, order="asc", after=after)
+            page = await client.list_messages(
+                thread_id, run_id=run_id, limit=MAX_PAGE, order="asc", after=after
+            )
             out += [m.raw for m in page.data]
             if not (after := page.next_after):
                 return out
 
     exported, messages = await asyncio.gather(_run_export(client, run), run_messages())
-    return _download({"exported_at": datetime.now(UTC).isoformat(), "upstream": info_for(client).host,
-                      **exported, "messages": messages}, f"{run_id}.json")
+    return _download(
+        {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "upstream": info_for(client).host,
+            **exported,
+            "messages": messages,
+        },
+        f"{run_id}.json",
+    )
 
 
 # --- files -----------------------------------------------------------------------------------------
@@ -500,10 +576,11 @@ async def file_content(request, client, file_id):
     check_id("file", file_id)
     content, content_type = await client.get_file_content(file_id)
     kind = content_type.split(";")[0].strip().lower()
-    response = HttpResponse(content, content_type=kind if kind in INLINE_IMAGE_TYPES else "application/octet-stream")
+    response = HttpResponse(
+        content, content_type=kind if kind in INLINE_IMAGE_TYPES else "application/octet-stream"
+    )
     if kind not in INLINE_IMAGE_TYPES:
         response["Content-Disposition"] = f'attachment; filename="{file_id}"'
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     patch_cache_control(response, private=True, max_age=3600)
     return response
-

@@ -24,8 +24,15 @@ from ..upstream.objects import is_id
 
 log = logging.getLogger(__name__)
 
-ID_LABELS = {"thread": "thread", "run": "run", "step": "run step", "message": "message",
-             "assistant": "assistant", "file": "file", "call": "tool call"}
+ID_LABELS = {
+    "thread": "thread",
+    "run": "run",
+    "step": "run step",
+    "message": "message",
+    "assistant": "assistant",
+    "file": "file",
+    "call": "tool call",
+}
 
 
 def wants_partial(request) -> bool:
@@ -72,8 +79,13 @@ def upstream_error(request, exc: UpstreamError, client, lookup: str = ""):
         context["retryable"] = True
     else:
         status, context["title"] = 502, "The upstream sent something unreadable"
-    log.warning("upstream %s for %s: %s (request %s)", exc.kind, lookup or request.path, exc.message,
-                exc.request_id or "-")
+    log.warning(
+        "upstream %s for %s: %s (request %s)",
+        exc.kind,
+        lookup or request.path,
+        exc.message,
+        exc.request_id or "-",
+    )
     if wants_partial(request):
         response = render(request, "runs_ui/upstream_error.html#error-banner", context)
     else:

@@ -41,6 +41,17 @@
     });
   }
 
+  // Forms that arrive in live pushes were rendered without this user's CSRF token: add it on submit.
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form.method !== "post" || form.querySelector("[name=csrfmiddlewaretoken]")) return;
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "csrfmiddlewaretoken";
+    input.value = document.querySelector("meta[name=csrf-token]")?.content || "";
+    form.append(input);
+  });
+
   document.addEventListener("click", (event) => {
     const copy = event.target.closest("[data-copy]");
     if (copy) {
@@ -90,11 +101,85 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    // Reconnect quickly at first, then back off to at most 30 s (the default waits up to 64 s).
+    htmx.config.wsReconnectDelay = (retries) => Math.min(30000, 500 * 2 ** retries) * (0.5 + Math.random() / 2);
     localizeTimes(document);
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
     setInterval(() => localizeTimes(document), 30000);
   });
+  // --- live updates ------------------------------------------------------------------------------
+  // Pushed fragments replace elements by id (htmx's ws extension). Lists are merged by JS: a
+  // <template data-merge> in #live-merge carries items to replace where present and add otherwise.
+  function listComplete(list) { return !list.querySelector(":scope > .loader"); }
+
+  function mergeInto(list, item, where) {
+    const existing = item.id && list.querySelector(`:scope > [id="${CSS.escape(item.id)}"]`);
+    if (existing) { if (where !== "add-only") existing.replaceWith(item); return true; }
+    if (where === "top") { list.prepend(item); return true; }
+    if (listComplete(list)) { list.append(item); return true; }
+    return false;
+  }
+
+  function applyMerge(box) {
+    box.querySelectorAll("template[data-merge]").forEach((tpl) => {
+      const kind = tpl.dataset.merge;
+      const items = Array.from(tpl.content.children);
+      if (kind === "steps") {
+        document.querySelectorAll(`ol.steps[data-run="${CSS.escape(tpl.dataset.run)}"]`).forEach((list) => {
+          items.forEach((item) => mergeInto(list, item.cloneNode(true)));
+        });
+      } else if (kind === "bodies") {
+        items.forEach((body) => {
+          document.querySelectorAll(`[data-message-body="${CSS.escape(body.dataset.messageBody)}"]`)
+            .forEach((el) => el.replaceWith(body.cloneNode(true)));
+        });
+      } else if (kind === "timeline") {
+        const timeline = document.getElementById("timeline");
+        if (!timeline) return;
+        const newestFirst = timeline.dataset.order !== "asc";
+        const insert = tpl.dataset.insert !== "0";
+        items.forEach((item) => {
+          const existing = item.id && timeline.querySelector(`:scope > [id="${CSS.escape(item.id)}"]`);
+          // A run row on the page keeps its own state (expanded steps); its head is updated by id.
+          if (existing) { if (!existing.classList.contains("tl-run")) existing.replaceWith(item.cloneNode(true)); return; }
+          if (!insert) return;
+          if (newestFirst) timeline.prepend(item.cloneNode(true));
+          else mergeInto(timeline, item.cloneNode(true), "add-only");
+        });
+      }
+    });
+    box.replaceChildren();
+    htmx.process(document.body);
+    localizeTimes(document);
+  }
+
+  document.addEventListener("htmx:oobAfterSwap", (event) => {
+    const box = document.getElementById("live-merge");
+    if (box && box.children.length) applyMerge(box);
+  });
+
+  // Connection state: live over the socket; while it is down, poll the same state over HTTP.
+  let pollTimer = null;
+  function setState(state, label) {
+    const el = document.getElementById("live-state");
+    if (el) { el.dataset.state = state; el.textContent = label; }
+  }
+  function startPolling() {
+    if (pollTimer || !document.getElementById("live-poll")) return;
+    setState("polling", "reconnecting — polling");
+    pollTimer = setInterval(() => htmx.trigger("#live-poll", "live-poll"), 5000);
+  }
+  function stopPolling() { clearInterval(pollTimer); pollTimer = null; }
+  document.addEventListener("htmx:wsConnecting", () => { if (!pollTimer) setState("connecting", "connecting"); });
+  document.addEventListener("htmx:wsOpen", () => { stopPolling(); setState("live", "live"); });
+  document.addEventListener("htmx:wsClose", (event) => {
+    const code = event.detail.event.code;
+    if (code === 4401) { stopPolling(); setState("off", "signed out — reload"); return; }
+    if (code === 4403 || code === 4404) { stopPolling(); setState("off", "live updates refused"); return; }
+    startPolling();
+  });
+  document.addEventListener("htmx:wsError", startPolling);
   // Fragments from htmx requests and WebSocket pushes get the same treatment.
   document.addEventListener("htmx:load", (event) => { localizeTimes(event.detail.elt); tickCountdowns(); });
   document.addEventListener("htmx:oobAfterSwap", (event) => localizeTimes(event.detail.target || document));

@@ -28,10 +28,13 @@ class Command(BaseCommand):
         user.groups.add(*Group.objects.filter(name__in=[OPERATOR, ADMIN]))
         if not no_seed and not settings.ASSISTANTS_API_BASE_URL:
             call_command("sandbox_seed", stdout=self.stdout)
-        self.stdout.write(self.style.SUCCESS(
-            f"\n  Open http://127.0.0.1:{port}/ and log in as “{USERNAME}” with password “{password}”.\n"
-            f"  (The password is kept in {settings.VAR_DIR / 'demo-password'}; "
-            "add your own users with `manage.py createsuperuser`.)\n"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n  Open http://127.0.0.1:{port}/ and log in as “{USERNAME}” with password “{password}”.\n"
+                f"  (The password is kept in {settings.VAR_DIR / 'demo-password'}; "
+                "add your own users with `manage.py createsuperuser`.)\n"
+            )
+        )
 
     def _password(self) -> str:
         path = settings.VAR_DIR / "demo-password"

@@ -1,0 +1,207 @@
+"""Runs started or resumed here stream (`stream: true`); their events are relayed to the pages as they come.
+
+The relay runs as a background task. It feeds the run's watch (see watcher.py) so the pages and the
+watcher share one picture of the run: statuses at once, function arguments and message text growing as
+the deltas arrive (pushed at most every DELTA_PUSH_SECONDS). While it streams, the poller stands by; if
+the stream breaks or ends, the poller takes over from the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+
+from django.conf import settings
+
+from . import index
+from .shared_state import shared
+from .upstream.errors import BadResponse, UpstreamError
+from .upstream.objects import Message, MessageDelta, Run, Step, StepDelta, StreamEvent, Thread
+from .watcher import RunWatch, background, watcher
+
+log = logging.getLogger(__name__)
+
+DELTA_PUSH_SECONDS = 0.05
+#: The full resync state is re-rendered at most this often while deltas stream in.
+STATE_SAVE_SECONDS = 0.5
+_tasks: set[asyncio.Task] = set()
+
+
+# --- deltas: pieces appended to what the step or message already says -----------------------------
+
+
+def _append(target: dict, key: str, piece) -> None:
+    if isinstance(piece, str):
+        target[key] = (target.get(key) or "") + piece
+
+
+def apply_step_delta(step: Step, delta: StepDelta) -> Step:
+    """A step with a `thread.run.step.delta` applied: argument, input and output text appended by index."""
+    raw = copy.deepcopy(step.raw)
+    details = raw.setdefault("step_details", {"type": "tool_calls", "tool_calls": []})
+    calls = details.setdefault("tool_calls", [])
+    for piece in delta.tool_call_pieces:
+        index_ = piece.get("index")
+        if not isinstance(index_, int) or index_ < 0 or index_ > len(calls) + 100:
+            continue
+        while len(calls) <= index_:
+            calls.append({})
+        call = calls[index_]
+        for key in ("id", "type"):
+            if isinstance(piece.get(key), str):
+                call[key] = piece[key]
+        kind = call.get("type")
+        part = piece.get(kind) if isinstance(kind, str) else None
+        if not isinstance(part, dict):
+            continue
+        body = call.setdefault(kind, {})
+        for key in ("name", "arguments", "output", "input"):
+            _append(body, key, part.get(key))
+        outputs = part.get("outputs")
+        if isinstance(outputs, list):
+            existing = body.setdefault("outputs", [])
+            for out in outputs:
+                if not isinstance(out, dict) or not isinstance(out.get("index"), int):
+                    continue
+                while len(existing) <= out["index"]:
+                    existing.append({})
+                slot = existing[out["index"]]
+                for key, value in out.items():
+                    if key == "logs":
+                        _append(slot, "logs", value)
+                    elif key != "index":
+                        slot[key] = value
+    return Step.from_json(raw)
+
+
+def apply_message_delta(message: Message, delta: MessageDelta) -> Message:
+    """A message with a `thread.message.delta` applied: text appended to the content part at each index."""
+    raw = copy.deepcopy(message.raw)
+    content = raw.get("content") if isinstance(raw.get("content"), list) else []
+    raw["content"] = content
+    for part in delta.parts:
+        index_ = part.get("index")
+        if not isinstance(index_, int) or index_ < 0 or index_ > len(content) + 100:
+            continue
+        while len(content) <= index_:
+            content.append({"type": part.get("type") or "text", "text": {"value": "", "annotations": []}})
+        slot = content[index_]
+        text = part.get("text")
+        if isinstance(text, dict) and isinstance(slot.get("text"), dict):
+            _append(slot["text"], "value", text.get("value"))
+            if isinstance(text.get("annotations"), list):
+                slot["text"].setdefault("annotations", []).extend(text["annotations"])
+    return Message.from_json(raw)
+
+
+# --- the relay ------------------------------------------------------------------------------------
+
+
+class _Relay:
+    def __init__(self, conn: str):
+        self.conn = conn
+        self.watch: RunWatch | None = None
+        self.dirty_steps: dict[str, Step] = {}
+        self.dirty_messages: dict[str, Message] = {}
+        self.pushed_at = 0.0
+
+    def attach(self, run: Run, client) -> RunWatch:
+        watch = watcher.touch_run(self.conn, run.thread_id, run.id)
+        watch.streaming = True
+        watch.client = client
+        self.watch = watch
+        return watch
+
+    async def on_event(self, event: StreamEvent) -> None:
+        watch = self.watch
+        data = event.data
+        await shared().acquire(f"lease:run:{watch.lease_id}", settings.WATCH_LEASE_SECONDS)
+        if isinstance(data, Run):
+            status_changed = await watch.observe_run(data, time.time())
+            await self.flush(run_changed=True, status_changed=status_changed)
+        elif isinstance(data, Step) and data.id:
+            watch.steps[data.id] = data
+            self.dirty_steps[data.id] = data
+            await self.flush()
+        elif isinstance(data, StepDelta) and data.id in watch.steps:
+            step = apply_step_delta(watch.steps[data.id], data)
+            watch.steps[data.id] = self.dirty_steps[data.id] = step
+            await self.flush(delta=True)
+        elif isinstance(data, Message) and data.id:
+            new = data.id not in watch.messages
+            watch.messages[data.id] = self.dirty_messages[data.id] = data
+            await self.flush(new_message=new)
+        elif isinstance(data, MessageDelta) and data.id in watch.messages:
+            message = apply_message_delta(watch.messages[data.id], data)
+            watch.messages[data.id] = self.dirty_messages[data.id] = message
+            await self.flush(delta=True)
+
+    async def flush(self, run_changed=False, status_changed=False, new_message=False, delta=False) -> None:
+        """Push what is pending: at once for whole objects, at most every DELTA_PUSH_SECONDS for deltas."""
+        now = time.monotonic()
+        if delta and now - self.pushed_at < DELTA_PUSH_SECONDS:
+            return
+        if not (run_changed or self.dirty_steps or self.dirty_messages) or self.watch.run is None:
+            return
+        steps, messages = list(self.dirty_steps.values()), list(self.dirty_messages.values())
+        self.dirty_steps, self.dirty_messages = {}, {}
+        self.pushed_at = now
+        save = not delta or now - self.watch.state_saved > STATE_SAVE_SECONDS
+        await self.watch.publish(
+            run_changed, status_changed, steps, messages, messages if new_message else [], save=save
+        )
+
+    def detach(self) -> None:
+        if self.watch is not None:
+            self.watch.streaming = False
+            self.watch.wake.set()  # the poller checks at once what the stream may not have said
+
+
+async def _relay(conn: str, client, open_stream, first: asyncio.Future, known: Run | None) -> None:
+    relay = _Relay(conn)
+    try:
+        async with open_stream() as events:
+            if known is not None:
+                relay.attach(known, client)
+                await relay.watch.observe_run(known, time.time())
+                first.set_result(known)
+            async for event in events:
+                if isinstance(event.data, Thread) and event.data.id:
+                    await index.record_thread(conn, event.data.id, "created", event.data)
+                if relay.watch is None and isinstance(event.data, Run) and event.data.id:
+                    relay.attach(event.data, client)
+                    if not first.done():
+                        first.set_result(event.data)
+                if relay.watch is not None:
+                    await relay.on_event(event)
+            await relay.flush()
+    except UpstreamError as exc:
+        if not first.done():
+            first.set_exception(exc)
+        else:
+            log.warning(
+                "stream of %s broke (%s); the watcher takes over", relay.watch and relay.watch.run_id, exc
+            )
+    except Exception as exc:
+        log.exception("relaying a stream failed; the watcher takes over")
+        if not first.done():
+            first.set_exception(BadResponse(f"The stream could not be read ({type(exc).__name__})."))
+    finally:
+        relay.detach()
+        if not first.done():
+            first.set_exception(BadResponse("The stream ended before it reported the run."))
+
+
+async def start(conn: str, client, open_stream, *, known: Run | None = None) -> Run:
+    """Open a stream in a background task and return the run it is about (or raise the upstream's error).
+
+    `open_stream()` returns the client's stream context manager. With `known` (submitting tool outputs),
+    the run is returned as soon as the stream opened; otherwise at its first run event.
+    """
+    first: asyncio.Future = asyncio.get_running_loop().create_future()
+    task = background(_relay(conn, client, open_stream, first, known), "stream-relay")
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return await asyncio.wait_for(asyncio.shield(first), timeout=settings.UPSTREAM_TIMEOUT + 5)
