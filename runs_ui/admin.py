@@ -1,0 +1,93 @@
+"""The Django admin: connections (keys write-only, encrypted), the audit log (read-only), the thread index."""
+
+from django import forms
+from django.contrib import admin
+
+from .connections import encrypt_key
+from .models import AuditRecord, Connection, RunSnapshot, ThreadEntry
+
+
+class ConnectionForm(forms.ModelForm):
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+
+    class Meta:
+        model = Connection
+        fields = ["name", "slug", "profile", "base_url", "api_version"]
+
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"]
+        if slug == "default":
+            raise forms.ValidationError("“default” is the connection configured from the environment.")
+        return slug
+
+    def clean(self):
+        data = super().clean()
+        if data.get("profile") in ("azure-openai", "azure-agents") and not data.get("api_version"):
+            self.add_error("api_version", "The Azure profiles need an API version (e.g. 2024-08-01-preview).")
+        return data
+
+    def save(self, commit=True):
+        connection = super().save(commit=False)
+        if self.cleaned_data.get("clear_api_key"):
+            connection.api_key_encrypted = ""
+        elif self.cleaned_data.get("api_key"):
+            connection.api_key_encrypted = encrypt_key(self.cleaned_data["api_key"])
+        if commit:
+            connection.save()
+        return connection
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = ["name", "slug", "profile", "base_url", "has_key"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(boolean=True, description="API key set")
+    def has_key(self, obj):
+        return bool(obj.api_key_encrypted)
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(admin.ModelAdmin):
+    """Read-only: the trail is written by the actions themselves."""
+
+    list_display = ["created_at", "username", "action", "outcome", "run_id", "thread_id", "upstream_status",
+                    "latency_ms"]
+    list_filter = ["outcome", "action", "username", "connection"]
+    search_fields = ["run_id", "thread_id", "reason", "username", "request_id"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RunSnapshotInline(admin.TabularInline):
+    model = RunSnapshot
+    fields = ["run_id", "status", "assistant_id", "model", "error_code", "created_at", "total_tokens"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+
+@admin.register(ThreadEntry)
+class ThreadEntryAdmin(admin.ModelAdmin):
+    list_display = ["thread_id", "connection", "source", "latest_status", "latest_run_id", "last_seen"]
+    list_filter = ["connection", "source", "latest_status"]
+    search_fields = ["thread_id", "latest_run_id"]
+    readonly_fields = ["first_seen", "last_seen", "latest_run_id", "latest_status", "latest_assistant_id",
+                       "latest_model", "latest_error_code", "latest_run_created_at"]
+    inlines = [RunSnapshotInline]

@@ -1,0 +1,308 @@
+"""The wire: async views for the Assistants v2 endpoints, with the real service's auth, headers and errors.
+
+Each URL gets one view from `endpoint()`, which sleeps SANDBOX_LATENCY_MS, checks the key (Bearer, or
+Azure's `api-key` with `?api-version=`) and the `OpenAI-Beta: assistants=v2` header, dispatches on the
+method, and turns errors into `{"error": {...}}` envelopes. Database work runs in sync_to_async.
+"""
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import operations, streaming, validation, wire
+from .errors import ApiError, bad_request
+from .pagination import ListParams
+
+logger = logging.getLogger(__name__)
+
+SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+Handler = Callable[..., Awaitable[HttpResponse]]
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+def _mask(key: str) -> str:
+    if len(key) <= 12:
+        return "*" * len(key)
+    return key[:3] + "*" * (len(key) - 7) + key[-4:]
+
+
+def _authenticate(request: HttpRequest) -> bool:
+    """Raises 401 unless a valid key came; returns True for Azure's surface (`?api-version=`)."""
+    azure = "api-version" in request.GET
+    offered = []
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        offered.append(token.strip())
+    if azure and request.headers.get("api-key"):
+        offered.append(request.headers["api-key"].strip())
+    if not offered:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the api-key header with an "
+            "api-version query parameter.",
+            code="invalid_api_key",
+        )
+    if not any(hmac.compare_digest(key.encode(), settings.SANDBOX_API_KEY.encode()) for key in offered):
+        raise ApiError(
+            401,
+            f"Incorrect API key provided: {_mask(offered[0])}. "
+            "The sandbox accepts the key in its SANDBOX_API_KEY setting.",
+            code="invalid_api_key",
+        )
+    return azure
+
+
+def _require_beta(request: HttpRequest) -> None:
+    values = [value.strip() for value in request.headers.get("OpenAI-Beta", "").split(",")]
+    if "assistants=v2" in values:
+        return
+    if "assistants=v1" in values:
+        message = (
+            "The v1 Assistants API has been deprecated. "
+            "Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
+        )
+    else:
+        message = (
+            "You must provide the 'OpenAI-Beta' header to access the Assistants API. "
+            "Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
+        )
+    raise ApiError(400, message, code="invalid_beta")
+
+
+def _reject_constant(name: str):
+    raise ValueError(name)
+
+
+def _body(request: HttpRequest, schema) -> dict:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, "The request body is too large.") from None
+    if not raw.strip():
+        data = {}
+    else:
+        try:
+            data = json.loads(raw, parse_constant=_reject_constant)
+        except ValueError:
+            raise bad_request(
+                "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+                "your HTTP library correctly. The API expects a JSON payload, but what was sent was not "
+                "valid JSON.)"
+            ) from None
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    return validation.validate(schema, data)
+
+
+def _include_content(request: HttpRequest) -> bool:
+    values = request.GET.getlist("include[]") + request.GET.getlist("include")
+    for value in values:
+        if value != SEARCH_CONTENT:
+            raise bad_request(
+                f"Invalid value: '{value}'. Supported values are: '{SEARCH_CONTENT}'.",
+                param="include",
+                code="invalid_value",
+            )
+    return bool(values)
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def _json(body: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
+
+
+def _error(e: ApiError) -> HttpResponse:
+    return _json(wire.error(e.message, e.type, e.param, e.code), status=e.status)
+
+
+def _run_response(result: operations.RunResult, stream: bool) -> HttpResponse:
+    if stream:
+        response = StreamingHttpResponse(
+            streaming.run_events(result.run_pk, result.stream_after or 0), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+    response = _json(result.body)
+    # How long a poller should wait: scaled by the run's speed so fast test runs poll fast.
+    response["openai-poll-after-ms"] = str(max(100, int(1000 / result.speed)))
+    return response
+
+
+def endpoint(*, beta: bool = True, **handlers: Handler):
+    """One URL's view; `handlers` maps HTTP methods to async handlers taking the request and URL args."""
+
+    @csrf_exempt
+    @login_not_required
+    async def view(request: HttpRequest, **kwargs) -> HttpResponse:
+        request_id = "req_" + secrets.token_hex(16)
+        await asyncio.sleep(settings.SANDBOX_LATENCY_MS / 1000)
+        try:
+            azure = _authenticate(request)
+            handler = handlers.get(request.method)
+            if handler is None:
+                raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
+            if beta and not azure:
+                _require_beta(request)
+            response = await handler(request, **kwargs)
+        except ApiError as e:
+            response = _error(e)
+        except Exception:
+            logger.exception("sandbox request %s failed", request_id)
+            response = _error(
+                ApiError(
+                    500,
+                    "The server had an error while processing your request. Sorry about that!",
+                    type_="server_error",
+                )
+            )
+        response["x-request-id"] = request_id
+        return response
+
+    return view
+
+
+@csrf_exempt
+@login_not_required
+async def invalid_url(request: HttpRequest) -> HttpResponse:
+    response = _error(ApiError(404, f"Invalid URL ({request.method} {request.path})"))
+    response["x-request-id"] = "req_" + secrets.token_hex(16)
+    return response
+
+
+# --- handlers -------------------------------------------------------------------------------------
+
+
+def _call(fn):
+    return sync_to_async(fn)
+
+
+async def _create_assistant(request):
+    return _json(await _call(operations.create_assistant)(_body(request, validation.CREATE_ASSISTANT)))
+
+
+async def _list_assistants(request):
+    return _json(await _call(operations.list_assistants)(ListParams.from_query(request.GET)))
+
+
+async def _get_assistant(request, assistant_id):
+    return _json(await _call(operations.get_assistant)(assistant_id))
+
+
+async def _create_thread(request):
+    return _json(await _call(operations.create_thread)(_body(request, validation.CREATE_THREAD)))
+
+
+async def _list_threads(request):
+    return _json(await _call(operations.list_threads)(ListParams.from_query(request.GET)))
+
+
+async def _get_thread(request, thread_id):
+    return _json(await _call(operations.get_thread)(thread_id))
+
+
+async def _modify_thread(request, thread_id):
+    return _json(await _call(operations.modify_thread)(thread_id, _body(request, validation.MODIFY_THREAD)))
+
+
+async def _create_message(request, thread_id):
+    return _json(await _call(operations.create_message)(thread_id, _body(request, validation.CREATE_MESSAGE)))
+
+
+async def _list_messages(request, thread_id):
+    params = ListParams.from_query(request.GET)
+    return _json(await _call(operations.list_messages)(thread_id, params, request.GET.get("run_id")))
+
+
+async def _get_message(request, thread_id, message_id):
+    return _json(await _call(operations.get_message)(thread_id, message_id))
+
+
+async def _create_run(request, thread_id):
+    body = _body(request, validation.CREATE_RUN)
+    result = await _call(operations.create_run)(thread_id, body, _include_content(request))
+    return _run_response(result, bool(body.get("stream")))
+
+
+async def _create_thread_and_run(request):
+    body = _body(request, validation.CREATE_THREAD_AND_RUN)
+    result = await _call(operations.create_thread_and_run)(body)
+    return _run_response(result, bool(body.get("stream")))
+
+
+async def _list_runs(request, thread_id):
+    return _json(await _call(operations.list_runs)(thread_id, ListParams.from_query(request.GET)))
+
+
+async def _get_run(request, thread_id, run_id):
+    return _run_response(await _call(operations.get_run)(thread_id, run_id), False)
+
+
+async def _modify_run(request, thread_id, run_id):
+    body = _body(request, validation.MODIFY_RUN)
+    return _run_response(await _call(operations.modify_run)(thread_id, run_id, body), False)
+
+
+async def _cancel_run(request, thread_id, run_id):
+    _body(request, validation.obj({}))
+    return _run_response(await _call(operations.cancel_run)(thread_id, run_id), False)
+
+
+async def _submit_tool_outputs(request, thread_id, run_id):
+    body = _body(request, validation.SUBMIT_TOOL_OUTPUTS)
+    result = await _call(operations.submit_tool_outputs)(thread_id, run_id, body)
+    return _run_response(result, bool(body.get("stream")))
+
+
+async def _list_steps(request, thread_id, run_id):
+    params = ListParams.from_query(request.GET)
+    include = _include_content(request)
+    return _json(await _call(operations.list_steps)(thread_id, run_id, params, include))
+
+
+async def _get_step(request, thread_id, run_id, step_id):
+    include = _include_content(request)
+    return _json(await _call(operations.get_step)(thread_id, run_id, step_id, include))
+
+
+async def _get_file(request, file_id):
+    return _json(await _call(operations.get_file)(file_id))
+
+
+async def _file_content(request, file_id):
+    data, media_type, filename = await _call(operations.file_content)(file_id)
+    response = HttpResponse(data, content_type=media_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+assistants = endpoint(GET=_list_assistants, POST=_create_assistant)
+assistant = endpoint(GET=_get_assistant)
+threads = endpoint(GET=_list_threads, POST=_create_thread)
+thread_and_run = endpoint(POST=_create_thread_and_run)
+thread = endpoint(GET=_get_thread, POST=_modify_thread)
+messages = endpoint(GET=_list_messages, POST=_create_message)
+message = endpoint(GET=_get_message)
+runs = endpoint(GET=_list_runs, POST=_create_run)
+run = endpoint(GET=_get_run, POST=_modify_run)
+cancel = endpoint(POST=_cancel_run)
+submit_tool_outputs = endpoint(POST=_submit_tool_outputs)
+steps = endpoint(GET=_list_steps)
+step = endpoint(GET=_get_step)
+file = endpoint(beta=False, GET=_get_file)
+file_content = endpoint(beta=False, GET=_file_content)

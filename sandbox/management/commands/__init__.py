@@ -1,0 +1,1 @@
+"""sandbox_seed: demo assistants, threads and runs."""
