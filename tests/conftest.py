@@ -2,6 +2,8 @@
 
 import pytest
 
+pytest_plugins = ["tests.fixtures"]
+
 from tests.sandbox_server import SandboxServer, running_sandbox
 
 

@@ -25,7 +25,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "openai-openapi.yaml"
+# A copy of ../shared/spec (unchanged; spec/SOURCE.md says where from), so a checkout is self-contained.
+SPEC_PATH = Path(__file__).resolve().parent / "spec" / "openai-openapi.yaml"
 SPEC_URI = "urn:openai-openapi"
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
 SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"

@@ -1,0 +1,179 @@
+"""Fixtures for tests of the dashboard itself (registered in tests/conftest.py).
+
+- `upstream`: points the dashboard's default connection at the session's sandbox (real HTTP).
+- `users`: an operator, a viewer and an admin (Django groups, as in production).
+- `operator_client`, `viewer_client`, `admin_client`, `anon_client`: Django AsyncClients, the
+  signed-in ones logged in; CSRF is enforced on all of them.
+- `make_run(script=…, speed=…, **metadata)`: creates an assistant + thread + run in the sandbox.
+- `wait_for(sandbox_run, status)`: polls the sandbox until the run has one of the statuses.
+
+Dashboard views are async and reach the database from a worker thread, so these tests use
+`transactional_db` (the data a test writes must be committed for that thread to see it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group, User
+from django.db import connections
+from django.test import AsyncClient
+
+from runs_ui.roles import ADMIN, OPERATOR, VIEWER
+from runs_ui.upstream.client import close_pool
+from runs_ui.watcher import watcher
+
+
+@pytest.fixture
+def upstream(sandbox, settings):
+    """The dashboard's default connection is the sandbox test server."""
+    settings.ASSISTANTS_API_BASE_URL = sandbox.base_url
+    settings.ASSISTANTS_API_KEY = sandbox.api_key
+    settings.ASSISTANTS_API_PROFILE = "sandbox"
+    settings.ASSISTANTS_API_VERSION = ""
+    from runs_ui import assistants
+
+    assistants._cache.clear()
+    return sandbox
+
+
+@dataclass
+class Users:
+    operator: User
+    viewer: User
+    admin: User
+
+
+def _make_users() -> Users:
+    def user(name, *groups, **flags):
+        u = User.objects.create_user(name, password=f"{name}-password-1234", **flags)
+        u.groups.add(*Group.objects.filter(name__in=groups))
+        return u
+
+    for name in (VIEWER, OPERATOR, ADMIN):
+        Group.objects.get_or_create(name=name)
+    return Users(
+        operator=user("olivia", OPERATOR),
+        viewer=user("victor", VIEWER),
+        admin=user("ada", ADMIN, OPERATOR, is_staff=True),
+    )
+
+
+@pytest.fixture
+def users(transactional_db) -> Users:
+    return _make_users()
+
+
+async def _client_for(user: User | None) -> AsyncClient:
+    client = AsyncClient(enforce_csrf_checks=True)
+    if user is not None:
+        await client.aforce_login(user)
+    return client
+
+
+@pytest.fixture
+async def operator_client(users, upstream) -> AsyncClient:
+    return await _client_for(users.operator)
+
+
+@pytest.fixture
+async def viewer_client(users, upstream) -> AsyncClient:
+    return await _client_for(users.viewer)
+
+
+@pytest.fixture
+async def admin_client(users, upstream) -> AsyncClient:
+    return await _client_for(users.admin)
+
+
+@pytest.fixture
+async def anon_client(transactional_db, upstream) -> AsyncClient:
+    return await _client_for(None)
+
+
+async def csrf_token(client: AsyncClient, path: str = "/") -> str:
+    """A CSRF token for POSTs from an enforcing client: GET a page, read the cookie."""
+    await client.get(path)
+    return client.cookies["csrftoken"].value
+
+
+@dataclass
+class SandboxRun:
+    assistant_id: str
+    thread_id: str
+    run_id: str
+    raw: dict
+
+
+@pytest.fixture
+def make_run(upstream):
+    """make_run(script="answer", speed=10, message="Hello", **metadata) → SandboxRun (via the sandbox API)."""
+
+    def make(script: str = "answer", speed: float = 10, message: str = "Hello", **metadata) -> SandboxRun:
+        assistant = upstream.request("POST", "/assistants", json={
+            "model": "gpt-4o", "name": f"Test {script}", "metadata": {"sandbox_script": script}}).json()
+        run = upstream.request("POST", "/threads/runs", json={
+            "assistant_id": assistant["id"],
+            "thread": {"messages": [{"role": "user", "content": message}]},
+            "metadata": {"sandbox_speed": str(speed), **{k: str(v) for k, v in metadata.items()}},
+        })
+        assert run.status_code == 200, run.text
+        body = run.json()
+        return SandboxRun(assistant["id"], body["thread_id"], body["id"], body)
+
+    return make
+
+
+@pytest.fixture
+def wait_for(upstream):
+    def wait(run: SandboxRun, *statuses: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            body = upstream.request("GET", f"/threads/{run.thread_id}/runs/{run.run_id}").json()
+            if body["status"] in statuses:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{run.run_id} is {body['status']}, not {statuses}, after {timeout} s")
+            time.sleep(0.1)
+
+    return wait
+
+
+@pytest.fixture(autouse=True)
+async def _stop_watchers():
+    """No watcher task outlives its test."""
+    yield
+    await watcher.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _close_upstream_pool():
+    yield
+    await close_pool()
+
+
+@pytest.fixture(autouse=True)
+async def _close_db_connections(request):
+    """Async tests touch the database from a worker thread; close its connection so PostgreSQL can drop
+    the test database at the end of the session."""
+    yield
+    if "transactional_db" in request.fixturenames:
+        await sync_to_async(connections.close_all)()
+
+
+async def eventually(check, timeout: float = 10, interval: float = 0.05):
+    """Await until `check()` (sync or async) returns something truthy; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {check}")
+        await asyncio.sleep(interval)
