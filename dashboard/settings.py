@@ -186,6 +186,10 @@ SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", f"http://127.0.0.1:{PORT}/sandbox
 SANDBOX_API_KEY = env.str("SANDBOX_API_KEY", "") or f"sk-sandbox-{_derived('sandbox-api-key')[:32]}"
 SANDBOX_SPEED = env.float("SANDBOX_SPEED", 1.0, validate=Range(min=0.01, max=1000))
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", 0, validate=Range(min=0, max=60_000))
+# The `openai-poll-after-ms` hint sent with runs (divided by the run's speed).
+SANDBOX_POLL_AFTER_MS = env.int("SANDBOX_POLL_AFTER_MS", 500, validate=Range(min=10, max=60_000))
+# A file to append one JSON line per API request to (method, path, user agent): for tests counting calls.
+SANDBOX_REQUEST_LOG = env.str("SANDBOX_REQUEST_LOG", "")
 
 # --- Dashboard behaviour -------------------------------------------------------------------------
 READ_ONLY = env.bool("READ_ONLY", False)

@@ -57,8 +57,16 @@ class ConnectionAdmin(admin.ModelAdmin):
 class AuditRecordAdmin(admin.ModelAdmin):
     """Read-only: the trail is written by the actions themselves."""
 
-    list_display = ["created_at", "username", "action", "outcome", "run_id", "thread_id", "upstream_status",
-                    "latency_ms"]
+    list_display = [
+        "created_at",
+        "username",
+        "action",
+        "outcome",
+        "run_id",
+        "thread_id",
+        "upstream_status",
+        "latency_ms",
+    ]
     list_filter = ["outcome", "action", "username", "connection"]
     search_fields = ["run_id", "thread_id", "reason", "username", "request_id"]
     date_hierarchy = "created_at"
@@ -88,6 +96,14 @@ class ThreadEntryAdmin(admin.ModelAdmin):
     list_display = ["thread_id", "connection", "source", "latest_status", "latest_run_id", "last_seen"]
     list_filter = ["connection", "source", "latest_status"]
     search_fields = ["thread_id", "latest_run_id"]
-    readonly_fields = ["first_seen", "last_seen", "latest_run_id", "latest_status", "latest_assistant_id",
-                       "latest_model", "latest_error_code", "latest_run_created_at"]
+    readonly_fields = [
+        "first_seen",
+        "last_seen",
+        "latest_run_id",
+        "latest_status",
+        "latest_assistant_id",
+        "latest_model",
+        "latest_error_code",
+        "latest_run_created_at",
+    ]
     inlines = [RunSnapshotInline]

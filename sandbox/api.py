@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import sync_to_async
@@ -140,8 +141,21 @@ def _run_response(result: operations.RunResult, stream: bool) -> HttpResponse:
         return response
     response = _json(result.body)
     # How long a poller should wait: scaled by the run's speed so fast test runs poll fast.
-    response["openai-poll-after-ms"] = str(max(100, int(1000 / result.speed)))
+    response["openai-poll-after-ms"] = str(max(50, int(settings.SANDBOX_POLL_AFTER_MS / result.speed)))
     return response
+
+
+def _log_request(request: HttpRequest) -> None:
+    line = json.dumps(
+        {
+            "t": time.time(),
+            "method": request.method,
+            "path": request.path,
+            "agent": request.headers.get("User-Agent", ""),
+        }
+    )
+    with open(settings.SANDBOX_REQUEST_LOG, "a") as log:
+        log.write(line + "\n")
 
 
 def endpoint(*, beta: bool = True, **handlers: Handler):
@@ -151,6 +165,8 @@ def endpoint(*, beta: bool = True, **handlers: Handler):
     @login_not_required
     async def view(request: HttpRequest, **kwargs) -> HttpResponse:
         request_id = "req_" + secrets.token_hex(16)
+        if settings.SANDBOX_REQUEST_LOG:
+            await asyncio.to_thread(_log_request, request)
         await asyncio.sleep(settings.SANDBOX_LATENCY_MS / 1000)
         try:
             azure = _authenticate(request)

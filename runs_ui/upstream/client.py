@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -68,6 +69,8 @@ def _pool() -> httpx.AsyncClient:
         pool = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
+            # Says which dashboard process called (an upstream's logs can then tell pollers apart).
+            headers={"User-Agent": f"runs-dashboard/0.1 (pid {os.getpid()})"},
         )
         _pools[loop] = pool
     return pool
