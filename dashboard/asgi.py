@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from runs_ui import lifecycle  # noqa: E402
 from runs_ui.routing import websocket_urlpatterns  # noqa: E402
 from runs_ui.socket_origin import OriginCheck  # noqa: E402
 
@@ -18,5 +19,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "lifespan": lifecycle.lifespan,
     }
 )
+lifecycle.hook_daphne()

@@ -45,6 +45,7 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, validate=Range(min=0))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", HTTPS)
 if env.bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
@@ -168,8 +169,9 @@ PROFILES = ["openai", "azure-openai", "azure-agents", "sandbox"]
 # Unset = the built-in sandbox, reached over HTTP like any other upstream.
 ASSISTANTS_API_BASE_URL = env.str("ASSISTANTS_API_BASE_URL", "")
 ASSISTANTS_API_KEY = env.str("ASSISTANTS_API_KEY", "")
-ASSISTANTS_API_PROFILE = env.str(
-    "ASSISTANTS_API_PROFILE", "openai" if ASSISTANTS_API_BASE_URL else "sandbox", validate=OneOf(PROFILES)
+# Empty counts as unset: openai for a base URL, else the sandbox.
+ASSISTANTS_API_PROFILE = env.str("ASSISTANTS_API_PROFILE", "", validate=OneOf(["", *PROFILES])) or (
+    "openai" if ASSISTANTS_API_BASE_URL else "sandbox"
 )
 ASSISTANTS_API_VERSION = env.str("ASSISTANTS_API_VERSION", "")
 UPSTREAM_TIMEOUT = env.float("UPSTREAM_TIMEOUT", 20.0, validate=Range(min=0.1))

@@ -24,7 +24,7 @@ from django.utils.safestring import mark_safe
 from .forms import ToolOutputsForm
 from .models import RunSnapshot
 from .shared_state import shared
-from .timeline import message_of, observed_durations, out_of_order, run_durations
+from .timeline import message_of, observed_durations, out_of_order, run_durations, waterfall
 from .upstream.objects import RUN_TERMINAL, Message, Run, Step
 
 INDEX_GROUP = "index"
@@ -174,8 +174,20 @@ def render_index_cell(conn: str, thread_id: str, status: str, error_code: str = 
     )
 
 
+def render_waterfall(run: Run, steps: list[Step]) -> str:
+    bars = waterfall(run, steps, time.time())
+    return render_to_string("runs_ui/components.html#waterfall-bars", {"bars": bars}) if bars else ""
+
+
 def merge_box(
-    *, steps: str = "", run_id: str = "", bodies: str = "", timeline: str = "", insert: bool = True
+    *,
+    steps: str = "",
+    run_id: str = "",
+    bodies: str = "",
+    timeline: str = "",
+    insert: bool = True,
+    bars: str = "",
+    run: Run | None = None,
 ) -> str:
     """Items the page merges into lists by id (replace if present, else add) — see dashboard.js.
 
@@ -187,6 +199,16 @@ def merge_box(
         parts.append(format_html('<template data-merge="steps" data-run="{}">{}</template>', run_id, steps))
     if bodies:
         parts.append(format_html('<template data-merge="bodies">{}</template>', bodies))
+    if bars and run is not None:
+        parts.append(
+            format_html(
+                '<template data-merge="waterfall" data-run="{}" data-origin="{}" data-end="{}">{}</template>',
+                run.id,
+                run.created_at or "",
+                run.ended_at or "",
+                mark_safe(bars),
+            )
+        )
     if timeline:
         parts.append(
             format_html(

@@ -298,6 +298,8 @@ class RunWatch(_Watch):
             # Thread pages replace the messages they show and add new ones.
             timeline=live.render_message_items(self.conn, messages),
             insert=bool(new_messages),
+            bars=live.render_waterfall(run, steps) if (steps or run_changed) else "",
+            run=run,
         )
         await live.publish(self.groups, merge, header, row_head)
         if (
@@ -322,6 +324,8 @@ class RunWatch(_Watch):
             steps=live.render_steps(self.conn, run, list(self.steps.values())[-TAIL:], dict(self.messages)),
             run_id=run.id,
             bodies=live.render_message_bodies(self.conn, list(self.messages.values())[-TAIL:]),
+            bars=live.render_waterfall(run, list(self.steps.values())[-TAIL:]),
+            run=run,
         )
         await live.save_state(
             live.run_state_key(self.conn, self.run_id),

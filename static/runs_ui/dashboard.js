@@ -105,20 +105,46 @@
     htmx.config.wsReconnectDelay = (retries) => Math.min(30000, 500 * 2 ** retries) * (0.5 + Math.random() / 2);
     localizeTimes(document);
     tickCountdowns();
-    setInterval(tickCountdowns, 1000);
+    setInterval(() => { tickCountdowns(); layoutRunningWaterfalls(); }, 1000);
     setInterval(() => localizeTimes(document), 30000);
   });
   // --- live updates ------------------------------------------------------------------------------
   // Pushed fragments replace elements by id (htmx's ws extension). Lists are merged by JS: a
   // <template data-merge> in #live-merge carries items to replace where present and add otherwise.
-  function listComplete(list) { return !list.querySelector(":scope > .loader"); }
+  // A list still showing a "load more" loader is not complete: live items join it only once it is.
+  function listComplete(list) { return !list.querySelector(":scope > .loader:not(.empty-note)"); }
 
   function mergeInto(list, item, where) {
     const existing = item.id && list.querySelector(`:scope > [id="${CSS.escape(item.id)}"]`);
     if (existing) { if (where !== "add-only") existing.replaceWith(item); return true; }
+    list.querySelectorAll(":scope > .empty-note").forEach((note) => note.remove());
     if (where === "top") { list.prepend(item); return true; }
     if (listComplete(list)) { list.append(item); return true; }
     return false;
+  }
+
+  // Waterfall bars carry their step's start/end; the chart is laid out here so it keeps growing live.
+  function layoutWaterfall(wf) {
+    const origin = Number(wf.dataset.origin);
+    if (!origin) return;
+    const now = Date.now() / 1000;
+    const rows = Array.from(wf.querySelectorAll(".wf-row"));
+    const ended = Number(wf.dataset.end) || 0;
+    const end = Math.max(ended || now, ...rows.map((r) => Number(r.dataset.end) || 0));
+    const span = Math.max(end - origin, 1);
+    rows.forEach((row) => {
+      const start = Number(row.dataset.start);
+      if (!start) return;
+      const stop = Number(row.dataset.end) || (ended ? start : now);
+      const left = Math.min(Math.max(((start - origin) / span) * 100, 0), 100);
+      const width = Math.max(Math.min(((stop - start) / span) * 100, 100 - left), 0.6);
+      const bar = row.querySelector(".wf-bar");
+      bar.style.setProperty("--start", left.toFixed(2));
+      bar.style.setProperty("--width", width.toFixed(2));
+    });
+  }
+  function layoutRunningWaterfalls() {
+    document.querySelectorAll(".waterfall[data-origin]").forEach((wf) => { if (!wf.dataset.end) layoutWaterfall(wf); });
   }
 
   function applyMerge(box) {
@@ -134,6 +160,16 @@
           document.querySelectorAll(`[data-message-body="${CSS.escape(body.dataset.messageBody)}"]`)
             .forEach((el) => el.replaceWith(body.cloneNode(true)));
         });
+      } else if (kind === "waterfall") {
+        document.querySelectorAll(`.waterfall[data-run="${CSS.escape(tpl.dataset.run)}"]`).forEach((wf) => {
+          wf.dataset.origin = tpl.dataset.origin;
+          wf.dataset.end = tpl.dataset.end;
+          items.forEach((row) => {
+            const existing = row.id && wf.querySelector(`[id="${CSS.escape(row.id)}"]`);
+            if (existing) existing.replaceWith(row.cloneNode(true)); else wf.append(row.cloneNode(true));
+          });
+          layoutWaterfall(wf);
+        });
       } else if (kind === "timeline") {
         const timeline = document.getElementById("timeline");
         if (!timeline) return;
@@ -144,6 +180,7 @@
           // A run row on the page keeps its own state (expanded steps); its head is updated by id.
           if (existing) { if (!existing.classList.contains("tl-run")) existing.replaceWith(item.cloneNode(true)); return; }
           if (!insert) return;
+          timeline.querySelectorAll(":scope > .empty-note").forEach((note) => note.remove());
           if (newestFirst) timeline.prepend(item.cloneNode(true));
           else mergeInto(timeline, item.cloneNode(true), "add-only");
         });
@@ -181,6 +218,10 @@
   });
   document.addEventListener("htmx:wsError", startPolling);
   // Fragments from htmx requests and WebSocket pushes get the same treatment.
-  document.addEventListener("htmx:load", (event) => { localizeTimes(event.detail.elt); tickCountdowns(); });
+  document.addEventListener("htmx:load", (event) => {
+    localizeTimes(event.detail.elt);
+    tickCountdowns();
+    document.querySelectorAll(".waterfall[data-origin]").forEach(layoutWaterfall);
+  });
   document.addEventListener("htmx:oobAfterSwap", (event) => localizeTimes(event.detail.target || document));
 })();
