@@ -23,6 +23,8 @@ NOT_SIGNED_IN = 4401
 NOT_FOUND = 4404
 #: The home page follows (slowly) the active latest runs of this many threads it shows.
 INDEX_WATCH_LIMIT = 50
+#: The inbox follows (slowly) this many active runs of the index.
+INBOX_WATCH_LIMIT = 200
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -59,6 +61,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if scope == "index":
             await self._watch_index()
             return [live.INDEX_GROUP], []
+        if scope == "inbox":
+            await self._watch_active(INBOX_WATCH_LIMIT)
+            return [], []
         conn, thread_id = kwargs["conn"], kwargs["thread_id"]
         if not is_id("thread", thread_id):
             raise Http404
@@ -86,6 +91,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     entry.connection, entry.thread_id, entry.latest_run_id, self.channel_name, fast=False
                 )
                 self.interest.append(("run", entry.connection, entry.latest_run_id))
+
+    async def _watch_active(self, limit: int) -> None:
+        """The inbox: every active indexed run is followed at the slow pace, so the runs that start waiting
+        for tool outputs show up (the page re-reads its list from the index)."""
+        active = (
+            RunSnapshot.objects.exclude(status__in=RUN_TERMINAL)
+            .select_related("thread")
+            .order_by("-updated_at")
+        )
+        async for snapshot in active[:limit]:
+            watcher.watch_run(
+                snapshot.connection, snapshot.thread.thread_id, snapshot.run_id, self.channel_name, fast=False
+            )
+            self.interest.append(("run", snapshot.connection, snapshot.run_id))
 
     async def disconnect(self, code):
         for group in self.groups_joined:

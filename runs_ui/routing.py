@@ -8,4 +8,5 @@ websocket_urlpatterns = [
     path("ws/runs/<slug:conn>/<str:thread_id>/<str:run_id>/", LiveConsumer.as_asgi(), {"scope": "run"}),
     path("ws/threads/<slug:conn>/<str:thread_id>/", LiveConsumer.as_asgi(), {"scope": "thread"}),
     path("ws/index/", LiveConsumer.as_asgi(), {"scope": "index"}),
+    path("ws/inbox/", LiveConsumer.as_asgi(), {"scope": "inbox"}),
 ]

@@ -26,6 +26,7 @@ upstream_patterns = [
 urlpatterns = [
     path("", pages.home, name="home"),
     path("go/", pages.goto, name="goto"),
+    path("inbox/", pages.inbox, name="inbox"),
     path("index/add/", pages.add_threads, name="threads-add"),
     path("index/import/", pages.import_threads, name="threads-import"),
     path("new/", actions.create_thread_and_run, name="thread-create"),

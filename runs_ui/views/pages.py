@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages as flash
+from django.db.models import F
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
@@ -36,6 +37,7 @@ from ..watcher import watcher
 from .responses import check_id, render_page, upstream_view, wants_partial
 
 TIMELINE_PAGE = 30
+INBOX_LIMIT = 200
 STEPS_PAGE = 100
 HOME_PAGE = 50
 CONCURRENCY = 8
@@ -584,3 +586,20 @@ async def file_content(request, client, file_id):
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     patch_cache_control(response, private=True, max_age=3600)
     return response
+
+
+# --- inbox -----------------------------------------------------------------------------------------
+
+
+@require_GET
+async def inbox(request):
+    """Every indexed run waiting for tool outputs, across threads, the soonest to expire first."""
+    waiting = (
+        RunSnapshot.objects.filter(status="requires_action")
+        .select_related("thread")
+        .order_by(F("expires_at").asc(nulls_last=True), "created_at")
+    )
+    runs = [s async for s in waiting[:INBOX_LIMIT]]
+    context = {"runs": runs, "now": time.time(), "live_url": "/ws/inbox/", "live_poll_url": ""}
+    partial = "inbox-rows" if request.GET.get("part") == "rows" else None
+    return render_page(request, "runs_ui/inbox.html", context, partial=partial)
