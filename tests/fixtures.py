@@ -28,6 +28,12 @@ from runs_ui.upstream.client import close_pool
 from runs_ui.watcher import watcher
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Production hashing takes ~1 s per password by design; tests make users all the time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def upstream(sandbox, settings):
     """The dashboard's default connection is the sandbox test server."""
