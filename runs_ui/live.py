@@ -63,9 +63,18 @@ async def thread_state_keys(conn: str, thread_id: str, limit: int = 50) -> list[
 
 
 def header_context(
-    conn: str, run: Run, assistant_name: str, transitions: list[dict], can_act: bool, now: float | None = None
+    conn: str,
+    run: Run,
+    assistant_name: str,
+    transitions: list[dict],
+    can_act: bool,
+    steps: list[Step] = (),
+    now: float | None = None,
 ) -> dict:
-    """What the run header partial needs; the page and the pushes build it the same way."""
+    """What the run header partial needs; the page and the pushes build it the same way.
+
+    `steps` (the first page, or the watcher's newest) give the time spent waiting for tool outputs.
+    """
     now = time.time() if now is None else now
     stuck = None
     if run.status == "cancelling" and transitions and transitions[-1].get("status") == "cancelling":
@@ -78,7 +87,7 @@ def header_context(
         "thread_id": run.thread_id,
         "run": run,
         "assistant_name": assistant_name,
-        "durations": run_durations(run, now),
+        "durations": run_durations(run, now, steps),
         "observed": observed_durations(transitions, now, run.is_terminal),
         "out_of_order": out_of_order(run),
         "can_act": can_act,
@@ -90,10 +99,14 @@ def _oob(html: str) -> str:
     return html.replace(">", ' hx-swap-oob="true">', 1) if html.lstrip().startswith("<") else html
 
 
-def render_header(conn: str, run: Run, assistant_name: str, transitions: list[dict]) -> dict[str, str]:
+def render_header(
+    conn: str, run: Run, assistant_name: str, transitions: list[dict], steps: list[Step] = ()
+) -> dict[str, str]:
     out = {}
     for variant in VARIANTS:
-        ctx = header_context(conn, run, assistant_name, transitions, can_act=variant == "operator")
+        ctx = header_context(
+            conn, run, assistant_name, transitions, can_act=variant == "operator", steps=steps
+        )
         out[variant] = _oob(render_to_string("runs_ui/run_detail.html#run-header", ctx).strip())
     return out
 

@@ -288,7 +288,11 @@ class RunWatch(_Watch):
         run = self.run
         self.last_change = time.monotonic()
         name = await assistant_name(self.client, run.assistant_id)
-        header = live.render_header(self.conn, run, name, self.transitions) if run_changed else None
+        header = (
+            live.render_header(self.conn, run, name, self.transitions, list(self.steps.values()))
+            if run_changed
+            else None
+        )
         row_head = live.render_row_head(self.conn, run, name) if run_changed else ""
         known = dict(self.messages)
         merge = live.merge_box(
@@ -330,7 +334,7 @@ class RunWatch(_Watch):
         await live.save_state(
             live.run_state_key(self.conn, self.run_id),
             state + live.stale_notice(),
-            live.render_header(self.conn, run, name, self.transitions),
+            live.render_header(self.conn, run, name, self.transitions, list(self.steps.values())),
             live.render_row_head(self.conn, run, name),
         )
 

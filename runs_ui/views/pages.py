@@ -113,16 +113,25 @@ async def _home_live():
     return HttpResponse("".join(cells))
 
 
+_import_retry_at = 0.0
+
+
 async def _import_if_empty() -> int:
-    """A fresh install on a listing upstream (the sandbox, Azure agents) starts with its threads indexed."""
+    """A fresh install on a listing upstream (the sandbox, Azure agents) starts with its threads indexed.
+
+    After a failure it waits a minute before trying again, so an unreachable upstream does not slow down
+    every home page.
+    """
+    global _import_retry_at
     client = default_client()
-    if not client.profile.can_list_threads:
+    if not client.profile.can_list_threads or time.monotonic() < _import_retry_at:
         return 0
     if await ThreadEntry.objects.filter(connection=DEFAULT_CONNECTION).aexists():
         return 0
     try:
         return await import_listed_threads(client)
     except UpstreamError:
+        _import_retry_at = time.monotonic() + 60
         return 0  # the home page still works; opening a thread will say what is wrong
 
 
@@ -363,11 +372,15 @@ async def run_detail(request, client, thread_id, run_id):
             "run",
             lambda: watcher.touch_run(_conn(client), thread_id, run_id, POLL_PIN_SECONDS),
         )
-    run, names = await asyncio.gather(client.get_run(thread_id, run_id), assistant_names(client))
-    context = await run_context(request, client, run, names)
-    context["steps_url"] = "?" + urlencode(
-        {"part": "steps", **({"after": a} if (a := _cursor(request, "after", "step")) else {})}
+    # The first steps come along (concurrently) for the header's "waiting for tool outputs" duration.
+    run, names, first_steps = await asyncio.gather(
+        client.get_run(thread_id, run_id),
+        assistant_names(client),
+        client.list_steps(thread_id, run_id, limit=STEPS_PAGE, order="asc"),
     )
+    context = await run_context(request, client, run, names, first_steps.data)
+    context["steps_after"] = after = _cursor(request, "after", "step")
+    context["steps_url"] = "?" + urlencode({"part": "steps", **({"after": after} if after else {})})
     context["live_url"] = f"/ws/runs/{_conn(client)}/{thread_id}/{run_id}/"
     context["live_poll_url"] = "?part=live"
     partial = "run-header" if part == "header" else None
@@ -388,7 +401,7 @@ async def _live_state(request, keys, page, keep_watching):
     return response
 
 
-async def run_context(request, client, run, names: dict) -> dict:
+async def run_context(request, client, run, names: dict, steps: list = ()) -> dict:
     """Everything the run page shows above its steps; the live pushes build the header the same way."""
     conn = _conn(client)
     await index.record_runs(conn, run.thread_id, [run])
@@ -399,6 +412,7 @@ async def run_context(request, client, run, names: dict) -> dict:
         names.get(run.assistant_id, ""),
         snapshot.transitions if snapshot else [],
         request.roles.can_act,
+        steps,
     )
     context["connection"] = info_for(client)
     if stale := await audit.stale_pending(conn, run.id):
@@ -471,9 +485,12 @@ async def step_detail(request, client, thread_id, run_id, step_id):
     check_id("run", run_id)
     check_id("step", step_id)
     include = request.GET.get("include") == "content"
-    step, run = await asyncio.gather(
+    partial = "step-item" if request.GET.get("part") == "step" else None
+    # The step just before this one lets "see it in the run" open the run's list at this step.
+    step, run, previous = await asyncio.gather(
         client.get_step(thread_id, run_id, step_id, include_content=include),
         client.get_run(thread_id, run_id),
+        _nothing() if partial else client.list_steps(thread_id, run_id, limit=1, order="desc", after=step_id),
     )
     message = None
     if isinstance(step.details, MessageCreation) and is_id("message", step.details.message_id):
@@ -488,8 +505,10 @@ async def step_detail(request, client, thread_id, run_id, step_id):
         "run": run,
         "item": {"step": step, "message": message},
         "include_content": include,
+        "in_run_url": url_for("run", conn, thread_id=thread_id, run_id=run_id)
+        + (f"?after={previous.data[0].id}" if previous and previous.data and previous.data[0].id else "")
+        + f"#{step_id}",
     }
-    partial = "step-item" if request.GET.get("part") == "step" else None
     return render_page(request, "runs_ui/step_detail.html", context, partial=partial)
 
 

@@ -218,7 +218,19 @@
   });
   document.addEventListener("htmx:wsError", startPolling);
   // Fragments from htmx requests and WebSocket pushes get the same treatment.
+  // A link to #step_… on a run page: the steps arrive after the page, so scroll once they are there.
+  let hashShown = false;
+  function showHash() {
+    if (hashShown || !location.hash) return;
+    const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (!target) return;
+    hashShown = true;
+    target.scrollIntoView({ block: "start" });
+    target.focus({ preventScroll: true });
+  }
+
   document.addEventListener("htmx:load", (event) => {
+    showHash();
     localizeTimes(event.detail.elt);
     tickCountdowns();
     document.querySelectorAll(".waterfall[data-origin]").forEach(layoutWaterfall);
