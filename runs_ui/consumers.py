@@ -8,6 +8,7 @@ page that was disconnected misses nothing.
 from __future__ import annotations
 
 import contextlib
+import math
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
@@ -27,12 +28,21 @@ INDEX_WATCH_LIMIT = 50
 INBOX_WATCH_LIMIT = 200
 
 
+def _end_observed_at(snapshot: RunSnapshot) -> float:
+    """When a watcher observed the run's terminal status (it saves the final state after), else never."""
+    transitions = snapshot.transitions or []
+    if transitions and transitions[-1].get("status") in RUN_TERMINAL:
+        return float(transitions[-1].get("at") or 0)
+    return math.inf
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     groups_joined: list[str]
     interest: list[tuple]
 
     async def connect(self):
         self.groups_joined, self.interest = [], []
+        self.state_since = 0.0
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.accept()
@@ -53,7 +63,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
         for state in await live.current_state(state_keys):
-            await self.send(text_data=live.html_for(state, self.variant, self.page))
+            if state.get("at", 0) >= self.state_since:
+                await self.send(text_data=live.html_for(state, self.variant, self.page))
 
     async def _subscribe(self, kwargs) -> tuple[list[str], list[str]]:
         """Join the page's groups, register interest with the watcher; returns (groups, state keys)."""
@@ -77,6 +88,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if snapshot is None or snapshot.status not in RUN_TERMINAL:
                 watcher.watch_run(conn, thread_id, run_id, self.channel_name)
                 self.interest.append(("run", conn, run_id))
+            else:
+                # Only a state saved after a watcher saw the run end is final. An older one (the watcher
+                # stopped, or is saving right now) would set the freshly rendered page back in time.
+                self.state_since = _end_observed_at(snapshot)
             return [live.run_group(conn, run_id)], [live.run_state_key(conn, run_id)]
         watcher.watch_thread(conn, thread_id, self.channel_name)
         self.interest.append(("thread", conn, thread_id))
@@ -119,6 +134,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         """Pages only listen; anything they send is ignored."""
+
+    async def dispatch(self, message):
+        # A push touches no database, so it skips Channels' per-message close_old_connections: a hop
+        # through the process's one sync thread, taken by every socket of a push in turn (a quarter of
+        # the CPU of a 1,000-socket push; docs/PERFORMANCE.md).
+        if message["type"] == "live.push":
+            await self.live_push(message)
+        else:
+            await super().dispatch(message)
 
     async def live_push(self, event):
         push = await live.push_cache.get(event["push"])

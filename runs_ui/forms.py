@@ -82,7 +82,13 @@ class ToolOutputsForm(forms.Form):
     """One output per pending function call; all are submitted together, as the API requires."""
 
     require_json = forms.BooleanField(required=False, label="Each output must be valid JSON")
-    call_ids = forms.CharField(widget=forms.HiddenInput)
+    call_ids = forms.CharField(
+        widget=forms.HiddenInput,
+        # Hidden, so its error is shown above the form (see _tool_outputs_form.html).
+        error_messages={
+            "required": "This form came without the calls it was drawn for: reload the page and submit again."
+        },
+    )
 
     def __init__(self, *args, calls, **kwargs):
         super().__init__(*args, **kwargs)

@@ -32,23 +32,44 @@ _tasks: set[asyncio.Task] = set()
 # --- deltas: pieces appended to what the step or message already says -----------------------------
 
 
+# Upstream JSON is untrusted: whatever is not the expected type is replaced, never indexed into.
 def _append(target: dict, key: str, piece) -> None:
     if isinstance(piece, str):
-        target[key] = (target.get(key) or "") + piece
+        current = target.get(key)
+        target[key] = (current if isinstance(current, str) else "") + piece
+
+
+def _str_or(value, default: str) -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def _child(parent: dict, key: str, kind: type):
+    if not isinstance(parent.get(key), kind):
+        parent[key] = kind()
+    return parent[key]
+
+
+def _slot(items: list, index_, new=dict) -> dict | None:
+    """The dict at a delta's index, growing the list to it with new(); None for an unreasonable index."""
+    if not isinstance(index_, int) or isinstance(index_, bool) or index_ < 0 or index_ > len(items) + 100:
+        return None
+    while len(items) <= index_:
+        items.append(new())
+    if not isinstance(items[index_], dict):
+        items[index_] = new()
+    return items[index_]
 
 
 def apply_step_delta(step: Step, delta: StepDelta) -> Step:
     """A step with a `thread.run.step.delta` applied: argument, input and output text appended by index."""
     raw = copy.deepcopy(step.raw)
-    details = raw.setdefault("step_details", {"type": "tool_calls", "tool_calls": []})
-    calls = details.setdefault("tool_calls", [])
+    if not isinstance(raw.get("step_details"), dict):
+        raw["step_details"] = {"type": "tool_calls", "tool_calls": []}
+    calls = _child(raw["step_details"], "tool_calls", list)
     for piece in delta.tool_call_pieces:
-        index_ = piece.get("index")
-        if not isinstance(index_, int) or index_ < 0 or index_ > len(calls) + 100:
+        call = _slot(calls, piece.get("index"))
+        if call is None:
             continue
-        while len(calls) <= index_:
-            calls.append({})
-        call = calls[index_]
         for key in ("id", "type"):
             if isinstance(piece.get(key), str):
                 call[key] = piece[key]
@@ -56,18 +77,16 @@ def apply_step_delta(step: Step, delta: StepDelta) -> Step:
         part = piece.get(kind) if isinstance(kind, str) else None
         if not isinstance(part, dict):
             continue
-        body = call.setdefault(kind, {})
+        body = _child(call, kind, dict)
         for key in ("name", "arguments", "output", "input"):
             _append(body, key, part.get(key))
         outputs = part.get("outputs")
         if isinstance(outputs, list):
-            existing = body.setdefault("outputs", [])
+            existing = _child(body, "outputs", list)
             for out in outputs:
-                if not isinstance(out, dict) or not isinstance(out.get("index"), int):
+                slot = _slot(existing, out.get("index")) if isinstance(out, dict) else None
+                if slot is None:
                     continue
-                while len(existing) <= out["index"]:
-                    existing.append({})
-                slot = existing[out["index"]]
                 for key, value in out.items():
                     if key == "logs":
                         _append(slot, "logs", value)
@@ -82,17 +101,17 @@ def apply_message_delta(message: Message, delta: MessageDelta) -> Message:
     content = raw.get("content") if isinstance(raw.get("content"), list) else []
     raw["content"] = content
     for part in delta.parts:
-        index_ = part.get("index")
-        if not isinstance(index_, int) or index_ < 0 or index_ > len(content) + 100:
+        kind = _str_or(part.get("type"), "text")
+        slot = _slot(
+            content, part.get("index"), lambda k=kind: {"type": k, "text": {"value": "", "annotations": []}}
+        )
+        if slot is None:
             continue
-        while len(content) <= index_:
-            content.append({"type": part.get("type") or "text", "text": {"value": "", "annotations": []}})
-        slot = content[index_]
         text = part.get("text")
         if isinstance(text, dict) and isinstance(slot.get("text"), dict):
             _append(slot["text"], "value", text.get("value"))
             if isinstance(text.get("annotations"), list):
-                slot["text"].setdefault("annotations", []).extend(text["annotations"])
+                _child(slot["text"], "annotations", list).extend(text["annotations"])
     return Message.from_json(raw)
 
 

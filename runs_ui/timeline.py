@@ -150,8 +150,11 @@ def interleave(
         if kept and kept[-1].id:
             cursors[kind] = kept[-1].id
         done[kind] = not page.has_more and len(kept) == len(page.data)
-    # Within one second, a run follows the message that started it.
-    items.sort(key=lambda i: (i.at or 0, i.kind == "run"), reverse=desc)
+    # Within one second, a run follows the message that started it, and precedes the messages it wrote.
+    items.sort(
+        key=lambda i: (i.at or 0, 1 if i.kind == "run" else 2 if getattr(i.obj, "run_id", None) else 0),
+        reverse=desc,
+    )
     return TimelinePage(items, cursors["run"], cursors["message"], done["run"], done["message"])
 
 

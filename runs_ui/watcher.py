@@ -84,6 +84,8 @@ class _Watch:
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.errors = 0
+        #: Set when the last holder left and the task was told to stop.
+        self.stopping = False
 
     @property
     def pinned(self) -> bool:
@@ -96,7 +98,14 @@ class _Watch:
         return any(self.holders.values()) or self.pinned
 
     def alive(self) -> bool:
-        return self.task is not None and not self.task.done() and not self.task.cancelling()
+        # Not `task.cancelling()`: a wait_for timeout in sleep() cancels the task for a moment too,
+        # and a watch replaced then keeps polling, unreachable, next to its successor.
+        return self.task is not None and not self.task.done() and not self.stopping
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.task is not None:
+            self.task.cancel()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, unless woken early (new interest, an action just changed the run)."""
@@ -133,7 +142,8 @@ class _Watch:
                         "watching %s %s: %s; retrying in %.0f s", self.kind, self.lease_id, exc, delay
                     )
                     await self.stale(exc, delay)
-                    await self.sleep(delay)
+                    # Not wakeable: new viewers must not make us ask before the upstream said to.
+                    await asyncio.sleep(delay)
                     continue
                 if self.errors:
                     self.errors = 0
@@ -210,14 +220,22 @@ class RunWatch(_Watch):
             self.poll_after = run.info.poll_after_ms / 1000
         primed = self.run is not None
         run_changed = not primed or run.raw != self.run.raw
+        status_changed = await self.observe_run(run, observed_at)
+        # A new status goes out at once, then again with the steps and messages: the per-run budget can
+        # make those wait ~0.5 s a request (docs/PERFORMANCE.md). Not a final status: the final push
+        # must carry the final steps and messages with it.
+        early = primed and status_changed and not run.is_terminal
+        if early:
+            await self.publish(True, status_changed, [], [], [])
         steps, messages, new_messages = [], [], []
         if run_changed or run.is_terminal or self.polls % STEPS_EVERY == 0:
             steps = await self._changed_steps(client)
             if self._messages_due(steps, run):
                 messages, new_messages = await self._changed_messages(client)
-        status_changed = await self.observe_run(run, observed_at)
-        if run_changed or steps or messages:
-            await self.publish(run_changed, status_changed, steps, messages, new_messages if primed else [])
+        if (run_changed and not early) or steps or messages:
+            await self.publish(
+                run_changed, status_changed and not early, steps, messages, new_messages if primed else []
+            )
         return run.is_terminal
 
     async def observe_run(self, run: Run, observed_at: float) -> bool:
@@ -433,8 +451,11 @@ class Watcher:
 
     def _start(self, watch: _Watch) -> None:
         if not watch.alive():
+            # A new task polls at once; a wake-up left set would also cut short its first sleep
+            # (skipping the upstream's poll-after hint, or the first backoff after an error).
             watch.task = background(watch.main(), f"watch-{watch.kind}")
-        watch.wake.set()
+        else:
+            watch.wake.set()
 
     def watch_run(self, conn: str, thread_id: str, run_id: str, holder: str, fast: bool = True) -> RunWatch:
         watch = self.runs.get((conn, run_id))
@@ -448,8 +469,8 @@ class Watcher:
         watch = self.runs.get((conn, run_id))
         if watch is not None:
             watch.holders.pop(holder, None)
-            if not watch.interested() and watch.task is not None:
-                watch.task.cancel()
+            if not watch.interested():
+                watch.stop()
 
     def touch_run(self, conn: str, thread_id: str, run_id: str, seconds: float = PIN_SECONDS) -> RunWatch:
         """An action just changed this run: follow it for a while, and poll it now."""
@@ -482,8 +503,8 @@ class Watcher:
         watch = self.threads.get((conn, thread_id))
         if watch is not None:
             watch.holders.pop(holder, None)
-            if not watch.interested() and watch.task is not None:
-                watch.task.cancel()
+            if not watch.interested():
+                watch.stop()
 
     def forget(self, watch: _Watch) -> None:
         if isinstance(watch, RunWatch):

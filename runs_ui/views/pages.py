@@ -32,7 +32,7 @@ from ..models import DEFAULT_CONNECTION, RunSnapshot, ThreadEntry
 from ..timeline import interleave, message_of, run_durations, waiting_for_outputs, waterfall
 from ..upstream.client import MAX_PAGE
 from ..upstream.errors import NotFound, UpstreamError
-from ..upstream.objects import MessageCreation, is_id
+from ..upstream.objects import RUN_TERMINAL, MessageCreation, is_id
 from ..watcher import watcher
 from .responses import check_id, render_page, upstream_view, wants_partial
 
@@ -74,7 +74,8 @@ async def home(request):
     filtering = any(filters.values()) if filters else False
     imported = await _import_if_empty()
     try:
-        offset = max(0, int(request.GET.get("offset", 0)))
+        # Clamped: an offset beyond a 64-bit integer is a database error, not an empty page.
+        offset = min(max(0, int(request.GET.get("offset", 0))), 10**9)
     except ValueError:
         offset = 0
     queryset = index.search(ThreadEntry.objects.order_by("-last_seen", "-id"), **filters)
@@ -366,12 +367,16 @@ async def run_detail(request, client, thread_id, run_id):
     if wants_partial(request) and part == "steps":
         return await _steps(request, client, thread_id, run_id)
     if part == "live":
-        return await _live_state(
-            request,
-            [live.run_state_key(_conn(client), run_id)],
-            "run",
-            lambda: watcher.touch_run(_conn(client), thread_id, run_id, POLL_PIN_SECONDS),
-        )
+        conn = _conn(client)
+        # As on the socket: a run known to have ended costs nothing to keep on screen.
+        snapshot = await RunSnapshot.objects.filter(connection=conn, run_id=run_id).afirst()
+        ended = snapshot is not None and snapshot.status in RUN_TERMINAL
+
+        def keep_watching():
+            if not ended:
+                watcher.touch_run(conn, thread_id, run_id, POLL_PIN_SECONDS)
+
+        return await _live_state(request, [live.run_state_key(conn, run_id)], "run", keep_watching)
     # The first steps come along (concurrently) for the header's "waiting for tool outputs" duration.
     run, names, first_steps = await asyncio.gather(
         client.get_run(thread_id, run_id),
@@ -478,6 +483,14 @@ async def _messages_for(client, thread_id, steps, listed) -> dict:
 # --- step ------------------------------------------------------------------------------------------
 
 
+async def _step_before(client, thread_id, run_id, step_id):
+    """The step listed just before this one, or None: a nicety that must not decide the page's answer
+    (an unknown step id is also an unknown `after` cursor, which an upstream may answer with a 400)."""
+    with contextlib.suppress(UpstreamError):
+        return await client.list_steps(thread_id, run_id, limit=1, order="desc", after=step_id)
+    return None
+
+
 @require_GET
 @upstream_view
 async def step_detail(request, client, thread_id, run_id, step_id):
@@ -490,7 +503,7 @@ async def step_detail(request, client, thread_id, run_id, step_id):
     step, run, previous = await asyncio.gather(
         client.get_step(thread_id, run_id, step_id, include_content=include),
         client.get_run(thread_id, run_id),
-        _nothing() if partial else client.list_steps(thread_id, run_id, limit=1, order="desc", after=step_id),
+        _nothing() if partial else _step_before(client, thread_id, run_id, step_id),
     )
     message = None
     if isinstance(step.details, MessageCreation) and is_id("message", step.details.message_id):

@@ -164,9 +164,12 @@
         document.querySelectorAll(`.waterfall[data-run="${CSS.escape(tpl.dataset.run)}"]`).forEach((wf) => {
           wf.dataset.origin = tpl.dataset.origin;
           wf.dataset.end = tpl.dataset.end;
+          // Like the steps: new bars join only once the steps page has loaded (it appends its own bars).
+          const steps = document.querySelector(`ol.steps[data-run="${CSS.escape(tpl.dataset.run)}"]`);
+          const complete = !steps || listComplete(steps);
           items.forEach((row) => {
             const existing = row.id && wf.querySelector(`[id="${CSS.escape(row.id)}"]`);
-            if (existing) existing.replaceWith(row.cloneNode(true)); else wf.append(row.cloneNode(true));
+            if (existing) existing.replaceWith(row.cloneNode(true)); else if (complete) wf.append(row.cloneNode(true));
           });
           layoutWaterfall(wf);
         });
