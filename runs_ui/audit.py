@@ -83,12 +83,14 @@ async def succeed(
     run: Run | None = None,
     status: int = 200,
     request_id: str | None = None,
+    message: str = "",
 ) -> None:
     record.outcome = AuditRecord.SUCCEEDED
     record.upstream_status = status
     record.request_id = (request_id or (run.info.request_id if run and run.info else "") or "")[:200]
+    record.upstream_message = message
     if run is not None:
-        record.upstream_message = f"run is {run.status}"
+        record.upstream_message = message or f"the run is {run.status.replace('_', ' ')}"
         record.run_id = record.run_id or run.id
         record.thread_id = record.thread_id or run.thread_id
     await _complete(record, started)

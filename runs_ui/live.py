@@ -260,7 +260,8 @@ async def publish(
     pages only, `common` to both.
     """
     push_id = uuid.uuid4().hex
-    await shared().set_state(f"push:{push_id}", _push(common, variants, row))
+    # A push is only needed until every process has loaded it.
+    await shared().set_state(f"push:{push_id}", _push(common, variants, row), ttl=PUSH_TTL_SECONDS)
     layer = get_channel_layer()
     for group in groups:
         await layer.group_send(group, {"type": "live.push", "push": push_id})

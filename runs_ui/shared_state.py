@@ -37,7 +37,7 @@ class MemoryState:
 
     def __init__(self):
         self._leases: dict[str, tuple[str, float]] = {}
-        self._states: dict[str, str] = {}
+        self._states: dict[str, tuple[float, str]] = {}
 
     async def acquire(self, key: str, ttl: float, owner: str = PROCESS_ID) -> bool:
         holder = self._leases.get(key)
@@ -56,12 +56,15 @@ class MemoryState:
         holder = self._leases.get(key)
         return holder[0] if holder and holder[1] >= time.monotonic() else None
 
-    async def set_state(self, key: str, value: dict) -> None:
-        self._states[key] = json.dumps(value)
+    async def set_state(self, key: str, value: dict, ttl: float = STATE_TTL_SECONDS) -> None:
+        now = time.monotonic()
+        if len(self._states) > 1000:  # sweep what expired, so memory stays bounded
+            self._states = {k: v for k, v in self._states.items() if v[0] > now}
+        self._states[key] = (now + ttl, json.dumps(value))
 
     async def get_state(self, key: str) -> dict | None:
-        raw = self._states.get(key)
-        return json.loads(raw) if raw else None
+        expires, raw = self._states.get(key, (0.0, ""))
+        return json.loads(raw) if raw and expires > time.monotonic() else None
 
 
 class RedisState:
@@ -94,8 +97,8 @@ class RedisState:
         value = await self._redis().get(self._key(key))
         return value.decode() if value else None
 
-    async def set_state(self, key: str, value: dict) -> None:
-        await self._redis().set(self._key(key), json.dumps(value), ex=STATE_TTL_SECONDS)
+    async def set_state(self, key: str, value: dict, ttl: float = STATE_TTL_SECONDS) -> None:
+        await self._redis().set(self._key(key), json.dumps(value), ex=max(1, int(ttl)))
 
     async def get_state(self, key: str) -> dict | None:
         raw = await self._redis().get(self._key(key))

@@ -81,6 +81,12 @@ def is_long(text, limit=2000):
 
 
 @register.filter
+def lookup(mapping, key):
+    """{{ names|lookup:run.assistant_id }}: a dict entry by a variable key."""
+    return mapping.get(key, "") if isinstance(mapping, dict) else ""
+
+
+@register.filter
 def type_name(value):
     return type(value).__name__
 

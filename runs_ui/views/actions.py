@@ -199,7 +199,7 @@ async def _submit(request, client, run, form) -> str:
         await audit.fail(record, started, exc)
         form.add_error(None, f"The upstream refused the outputs: {exc.message}")
         return ""
-    await audit.succeed(record, started, run=run)
+    await audit.succeed(record, started, run=run, message="outputs accepted; the run continues (streamed)")
     return ""
 
 

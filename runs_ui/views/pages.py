@@ -99,6 +99,7 @@ async def home(request):
         "page_url": f"?{urlencode(query)}" if query else "?",
         "live_url": "/ws/index/",
         "live_poll_url": "?part=live",
+        "names": await _names_soon(),
     }
     partial = "thread-rows" if request.GET.get("part") == "list" else None
     return render_page(request, "runs_ui/home.html", context, partial=partial)
@@ -112,6 +113,14 @@ async def _home_live():
         async for e in entries
     ]
     return HttpResponse("".join(cells))
+
+
+async def _names_soon() -> dict[str, str]:
+    """Assistant names for the index (cached a minute); a slow upstream only costs the names, not the page."""
+    try:
+        return await asyncio.wait_for(assistant_names(default_client()), timeout=1.0)
+    except TimeoutError:
+        return {}
 
 
 _import_retry_at = 0.0
