@@ -60,5 +60,9 @@ class RolesMiddleware:
             markcoroutinefunction(self)
 
     async def __call__(self, request):
-        request.roles = await roles_for(await request.auser())
+        user = await request.auser()
+        # Resolved here, in the event loop: error pages rendered later in a worker thread then have
+        # nothing left to load (a lazy user there would open a database connection nobody closes).
+        request.user = user
+        request.roles = await roles_for(user)
         return await self.get_response(request)

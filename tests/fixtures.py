@@ -29,6 +29,14 @@ from runs_ui.watcher import watcher
 
 
 @pytest.fixture(autouse=True)
+def _fresh_import_backoff():
+    """The home page's import backoff is process state; no test inherits another's failure."""
+    from runs_ui.views import pages
+
+    pages._import_retry_at = 0.0
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Production hashing takes ~1 s per password by design; tests make users all the time."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
