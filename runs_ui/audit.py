@@ -137,6 +137,38 @@ async def reconcile(records: list[AuditRecord], run: Run) -> None:
         await record.asave()
 
 
+START_ACTIONS = ("create_run", "create_thread_and_run")
+#: Upstream and dashboard clocks differ, and upstream timestamps are whole seconds.
+CLOCK_SLACK = timedelta(seconds=5)
+
+
+async def reconcile_starts(connection: str, thread_id: str, runs: list[Run]) -> None:
+    """Settle interrupted "start a run" records of this thread: the run they started is one of `runs`
+    (same assistant, created after the record), or it is not known yet and the record stays as it is."""
+    records = [
+        r
+        async for r in AuditRecord.objects.filter(
+            connection=connection,
+            thread_id=thread_id,
+            run_id="",
+            action__in=START_ACTIONS,
+            outcome=AuditRecord.PENDING,
+            created_at__lt=timezone.now() - STALE_PENDING,
+        )
+    ]
+    for record in records:
+        since = (record.created_at - CLOCK_SLACK).timestamp()
+        started = [
+            r
+            for r in runs
+            if r.assistant_id == record.payload.get("assistant_id") and (r.created_at or 0) >= since and r.id
+        ]
+        if started:
+            run = min(started, key=lambda r: r.created_at or 0)
+            record.run_id = run.id
+            await reconcile([record], run)
+
+
 async def stale_pending(connection: str, run_id: str) -> list[AuditRecord]:
     cutoff = timezone.now() - STALE_PENDING
     return [

@@ -12,6 +12,7 @@ import asyncio
 import copy
 import logging
 import time
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -182,17 +183,18 @@ async def _relay(conn: str, client, open_stream, first: asyncio.Future, known: R
     relay = _Relay(conn)
     try:
         async with open_stream() as events:
+            request_id = events.info.request_id if events.info else None
             if known is not None:
                 relay.attach(known, client)
                 await relay.watch.observe_run(known, time.time())
-                first.set_result(known)
+                first.set_result(Started(known, request_id))
             async for event in events:
                 if isinstance(event.data, Thread) and event.data.id:
                     await index.record_thread(conn, event.data.id, "created", event.data)
                 if relay.watch is None and isinstance(event.data, Run) and event.data.id:
                     relay.attach(event.data, client)
                     if not first.done():
-                        first.set_result(event.data)
+                        first.set_result(Started(event.data, request_id))
                 if relay.watch is not None:
                     await relay.on_event(event)
             await relay.flush()
@@ -213,8 +215,14 @@ async def _relay(conn: str, client, open_stream, first: asyncio.Future, known: R
             first.set_exception(BadResponse("The stream ended before it reported the run."))
 
 
-async def start(conn: str, client, open_stream, *, known: Run | None = None) -> Run:
-    """Open a stream in a background task and return the run it is about (or raise the upstream's error).
+class Started(NamedTuple):
+    run: Run
+    request_id: str | None
+
+
+async def start(conn: str, client, open_stream, *, known: Run | None = None) -> Started:
+    """Open a stream in a background task; return the run it is about and the call's request id (or raise
+    the upstream's error).
 
     `open_stream()` returns the client's stream context manager. With `known` (submitting tool outputs),
     the run is returned as soon as the stream opened; otherwise at its first run event.

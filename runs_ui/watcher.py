@@ -207,13 +207,15 @@ class RunWatch(_Watch):
         return max(base, self.poll_after or 0)
 
     async def _get(self, call):
+        """`call()` once the per-connection cap and this run's budget allow (made only then, so a watch
+        cancelled while it waits leaves no coroutine behind)."""
         await self.watcher.limit(self.conn)
         await self.bucket.take()
-        return await call
+        return await call()
 
     async def poll(self, client) -> bool:
         self.client = client
-        run = await self._get(client.get_run(self.thread_id, self.run_id))
+        run = await self._get(lambda: client.get_run(self.thread_id, self.run_id))
         observed_at = time.time()
         self.polls += 1
         if run.info and run.info.poll_after_ms:
@@ -250,7 +252,9 @@ class RunWatch(_Watch):
         return status_changed
 
     async def _changed_steps(self, client) -> list[Step]:
-        page = await self._get(client.list_steps(self.thread_id, self.run_id, limit=TAIL, order="desc"))
+        page = await self._get(
+            lambda: client.list_steps(self.thread_id, self.run_id, limit=TAIL, order="desc")
+        )
         changed = []
         for step in reversed(page.data):  # oldest first, so new steps are appended in order
             if not step.id:
@@ -277,7 +281,7 @@ class RunWatch(_Watch):
 
     async def _changed_messages(self, client) -> tuple[list[Message], list[Message]]:
         page = await self._get(
-            client.list_messages(self.thread_id, run_id=self.run_id, limit=TAIL, order="desc")
+            lambda: client.list_messages(self.thread_id, run_id=self.run_id, limit=TAIL, order="desc")
         )
         changed, new = [], []
         for message in reversed(page.data):

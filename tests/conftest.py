@@ -2,9 +2,9 @@
 
 import pytest
 
-pytest_plugins = ["tests.fixtures"]
-
 from tests.sandbox_server import SandboxServer, running_sandbox
+
+pytest_plugins = ["tests.fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +22,18 @@ def sandbox_api(sandbox):
     """An httpx client for the sandbox with key and beta header set: `sandbox_api.get("/threads")`."""
     with sandbox.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite, the test database is a file, as in production, not shared-cache memory.
+
+    A request and the stream relay it starts write at the same time from two threads (as under daphne).
+    A file database makes one wait for the other (WAL, busy timeout); shared-cache memory fails at once
+    with "database table is locked".
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")

@@ -32,6 +32,7 @@ class SandboxServer:
     api_key: str
     env: dict = field(repr=False)
     log_path: Path = field(repr=False)
+    _http: httpx.Client | None = field(default=None, repr=False)
 
     @property
     def headers(self) -> dict:
@@ -45,9 +46,19 @@ class SandboxServer:
         return httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=30, **kwargs)
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        """One call, e.g. `request("POST", "/threads", json={})`; `headers=` adds to the defaults."""
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return httpx.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+        """One call, e.g. `request("POST", "/threads", json={})`; `headers=` adds to the defaults.
+
+        Calls share one kept-alive client: tests call this in loops, and a new client per call costs tens
+        of milliseconds (it loads the CA bundle).
+        """
+        if self._http is None:
+            self._http = self.client()
+        return self._http.request(method, path, **kwargs)
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         """`manage.py <args>` against this server's settings and database (e.g. `sandbox_seed`)."""
@@ -132,7 +143,9 @@ def _serving(env: dict) -> Iterator[SandboxServer]:
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_until_up(process, base_url, log_path)
-        yield SandboxServer(base_url=base_url, api_key=env["SANDBOX_API_KEY"], env=env, log_path=log_path)
+        server = SandboxServer(base_url=base_url, api_key=env["SANDBOX_API_KEY"], env=env, log_path=log_path)
+        yield server
+        server.close()
     finally:
         process.terminate()
         try:

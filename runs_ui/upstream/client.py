@@ -466,8 +466,8 @@ class AssistantsClient:
     # --- streaming ---------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _stream(self, path: str, body: dict) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-        """POST with `stream: true`; yields an async iterator of typed events, ending at `done`.
+    async def _stream(self, path: str, body: dict) -> AsyncIterator[EventStream]:
+        """POST with `stream: true`; yields the events (async iterator, ending at `done`) and `.info`.
 
         Not retried: a stream that fails part-way may already have changed the run.
         """
@@ -497,9 +497,9 @@ class AssistantsClient:
                     # An upstream that ignores `stream` answers with the Run itself.
                     await response.aread()
                     run = Run.from_json(_json_body(response, info))
-                    yield _single(StreamEvent(f"thread.run.{run.status}", run))
+                    yield EventStream(_single(StreamEvent(f"thread.run.{run.status}", run)), info)
                 else:
-                    yield self._events(source)
+                    yield EventStream(self._events(source), info)
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.host) from None
 
@@ -514,6 +514,17 @@ class AssistantsClient:
             raise _transport_error(exc, self.host) from None
         except SSEError as exc:
             raise BadResponse(f"The stream was not readable: {exc}") from None
+
+
+@dataclass
+class EventStream:
+    """A streamed call's events, and what its response headers said (the request id)."""
+
+    events: AsyncIterator[StreamEvent]
+    info: ResponseInfo
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self.events
 
 
 async def _single(event: StreamEvent) -> AsyncIterator[StreamEvent]:

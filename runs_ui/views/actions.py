@@ -189,7 +189,7 @@ async def _submit(request, client, run, form) -> str:
     except audit.ActionInFlight:
         return "Outputs for this run are already being submitted."
     try:
-        await stream_relay.start(
+        opened = await stream_relay.start(
             client.name,
             client,
             lambda: client.stream_submit_tool_outputs(run.thread_id, run.id, outputs),
@@ -199,7 +199,13 @@ async def _submit(request, client, run, form) -> str:
         await audit.fail(record, started, exc)
         form.add_error(None, f"The upstream refused the outputs: {exc.message}")
         return ""
-    await audit.succeed(record, started, run=run, message="outputs accepted; the run continues (streamed)")
+    await audit.succeed(
+        record,
+        started,
+        run=run,
+        request_id=opened.request_id,
+        message="outputs accepted; the run continues (streamed)",
+    )
     return ""
 
 
@@ -333,11 +339,11 @@ async def _start(request, client, form, action, thread_id, options, open_stream)
         payload={"assistant_id": form.cleaned_data["assistant_id"], **options},
     )
     try:
-        run = await stream_relay.start(client.name, client, open_stream)
+        run, request_id = await stream_relay.start(client.name, client, open_stream)
     except UpstreamError as exc:
         await audit.fail(record, started, exc)
         form.add_error(None, f"The upstream did not start the run: {exc.message}")
         return None
-    await audit.succeed(record, started, run=run)
+    await audit.succeed(record, started, run=run, request_id=request_id)
     await index.record_runs(client.name, run.thread_id, [run])
     return run

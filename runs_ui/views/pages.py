@@ -314,6 +314,7 @@ async def _timeline(request, client, thread_id, order):
     conn = _conn(client)
     if runs:
         await index.record_runs(conn, thread_id, runs.data)
+        await audit.reconcile_starts(conn, thread_id, runs.data)
     if messages:
         await index.record_ids(conn, thread_id, messages.data)
     next_url = ""
@@ -429,8 +430,10 @@ async def run_context(request, client, run, names: dict, steps: list = ()) -> di
         steps,
     )
     context["connection"] = info_for(client)
+    # Actions interrupted before their outcome was written are settled from what the run says now.
     if stale := await audit.stale_pending(conn, run.id):
-        await audit.reconcile(stale, run)  # actions interrupted before their outcome was written
+        await audit.reconcile(stale, run)
+    await audit.reconcile_starts(conn, run.thread_id, [run])
     context["audit_records"] = await audit.recent_for_run(conn, run.id)
     return context
 

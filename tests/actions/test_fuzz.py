@@ -1,0 +1,501 @@
+"""Hypothesis-generated form data for every action: arbitrary text (huge, unicode, control characters),
+arbitrary and repeated field names, missing fields. Never a 500; and each answer is the one the API's
+rules call for: a redirect exactly when the input is valid (checked against an independent model of the
+rules, and against what reached the upstream), else 400 with the form again and no audit record.
+
+The view tests go through the real middleware stack (sessions, CSRF, login, roles) and the real views;
+respx stands in for the upstream with JSON recorded from the sandbox, so each example takes milliseconds.
+The form tests run the form classes directly, for many more examples.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import respx
+from django.conf import settings as django_settings
+from django.http import QueryDict
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from runs_ui.forms import (
+    INSTRUCTIONS_MAX_CHARS,
+    MESSAGE_MAX_CHARS,
+    METADATA_MAX_KEY,
+    METADATA_MAX_PAIRS,
+    METADATA_MAX_VALUE,
+    TOOL_OUTPUT_MAX_CHARS,
+    CancelForm,
+    CreateThreadAndRunForm,
+    MetadataForm,
+    StartRunForm,
+    ToolOutputsForm,
+)
+from runs_ui.upstream.objects import Assistant, Run, is_id
+from tests.actions.conftest import (
+    delete_records,
+    pending_calls,
+    post_form,
+    records,
+    sandbox_wait,
+    start_sandbox_run,
+)
+from tests.fixtures import csrf_token
+
+FAKE_BASE = "https://upstream.invalid/v1"
+
+#: Deterministic in CI: a fixed derivation of examples, no example database, no deadline.
+FUZZ = hypothesis_settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+VIEW_EXAMPLES, FORM_EXAMPLES = 200, 500
+
+
+# --- what hypothesis sends ------------------------------------------------------------------------------
+
+SPECIAL = [
+    "",
+    " ",
+    "\t\r\n",
+    "\x00",
+    "a\x00b",
+    "null",
+    "{}",
+    '{"ok": true}',
+    "[1,",
+    "NaN",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "asst_abc",
+    " asst_abc ",
+    "asst_" + "a" * 200,
+    "call_x",
+    "😀",
+    "\u202e\u200b\ufeff",
+    "%00%2F..%2F",
+    "false",
+    "0",
+    "on",
+]
+
+
+def repeated(lengths, chars=None):
+    if chars is None:
+        chars = st.characters(codec="utf-8")  # any character a form can carry (no lone surrogates)
+    return st.builds(lambda ch, n: ch * n, chars, st.sampled_from(lengths))
+
+
+# Huge values are plain "x": percent-decoding megabytes of escapes costs seconds per example.
+HUGE = repeated([TOOL_OUTPUT_MAX_CHARS, TOOL_OUTPUT_MAX_CHARS + 1, 3_000_000], st.just("x"))
+VALUES = st.one_of(
+    st.text(max_size=40),  # any code point but surrogates: unicode, control characters, RTL marks
+    st.sampled_from(SPECIAL),
+    repeated([63, 64, 65, 140, 141, 256, 257, 511, 512, 513, 1000, 1001]),
+    st.integers(1, 40).flatmap(lambda k: HUGE if k == 1 else st.just("x")),  # rarely: huge
+)
+
+
+def pairs_for(known: list[str]):
+    """(name, value) pairs: mostly the form's own fields, sometimes anything; names repeat or are missing."""
+    names = st.one_of(
+        st.sampled_from(known),
+        st.text(max_size=20),
+        st.builds(lambda s: "output_" + s, st.text(max_size=12)),
+        st.builds(lambda i: f"key_{i}", st.integers(-2, 30)),
+        st.builds(lambda i: f"value_{i}", st.integers(-2, 30)),
+    ).filter(lambda n: n != "csrfmiddlewaretoken")
+    return st.lists(st.tuples(names, VALUES), max_size=16)
+
+
+def outputs_pairs(call_ids: list[str]):
+    """A tool-outputs form: often a complete one drawn for these calls, then (or instead) anything."""
+    known = ["call_ids", "require_json", *(f"output_{c}" for c in call_ids)]
+    drawn_for = st.sampled_from(
+        [" ".join(call_ids), " ".join(reversed(call_ids)), f"  {call_ids[0]}\n{call_ids[1]} "]
+    )
+    good = st.one_of(
+        st.text(min_size=1, max_size=40), st.sampled_from(['{"ok": true}', "[1, 2]", "42", "null", " "])
+    )
+    complete = st.tuples(
+        st.tuples(st.just("call_ids"), drawn_for),
+        *(st.tuples(st.just(f"output_{c}"), good) for c in call_ids),
+    ).map(list)
+    json_box = st.lists(
+        st.tuples(st.just("require_json"), st.sampled_from(["on", "", "false", "0"])), max_size=1
+    )
+    noise = st.one_of(
+        st.just([]), st.lists(st.tuples(st.sampled_from(known), VALUES), max_size=3), pairs_for(known)
+    )
+    start = st.one_of(complete, st.just([]))
+    return st.tuples(start, json_box, noise).map(lambda parts: parts[0] + parts[1] + parts[2])
+
+
+def query(pairs) -> QueryDict:
+    """The pairs as Django parses a posted form (repeated names kept; `get` gives the last value)."""
+    data = QueryDict(mutable=True)
+    for name, value in pairs:
+        data.appendlist(name, value)
+    return data
+
+
+def too_big(pairs) -> bool:
+    return len(urlencode(pairs)) > django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def clean_char(value: str | None, max_length: int, *, required: bool, strip: bool = True) -> tuple[bool, str]:
+    """(valid, cleaned) for a Django CharField, modelled independently."""
+    value = value or ""
+    if strip:
+        value = value.strip()
+    if not value:
+        return not required, ""
+    return len(value) <= max_length and "\x00" not in value, value
+
+
+# --- models of the rules: what a valid form is and what the upstream must receive ----------------------
+
+
+def expected_cancel(data: QueryDict):
+    ok, reason = clean_char(data.get("reason"), 1000, required=True)
+    return {"reason": reason} if ok else None
+
+
+def expected_outputs(data: QueryDict, call_ids: list[str]):
+    ok, drawn = clean_char(data.get("call_ids"), 10**9, required=True)
+    if not ok or set(drawn.split()) != set(call_ids):
+        return None
+    if any(k.startswith("output_") and k.removeprefix("output_") not in call_ids for k in data):
+        return None
+    flag = data.get("require_json")
+    require_json = "require_json" in data and {"true": True, "false": False}.get(flag.lower(), bool(flag))
+    outputs = []
+    for call_id in call_ids:
+        value = data.get(f"output_{call_id}")
+        if not value or len(value) > TOOL_OUTPUT_MAX_CHARS or "\x00" in value:
+            return None
+        if require_json:
+            try:
+                json.loads(value)
+            except ValueError:
+                return None
+        outputs.append({"tool_call_id": call_id, "output": value})
+    return outputs
+
+
+def expected_metadata(data: QueryDict, rows: int):
+    pairs = {}
+    for i in range(rows):
+        key, value = data.get(f"key_{i}", ""), data.get(f"value_{i}", "")
+        if "\x00" in key or "\x00" in value or len(key) > 10_000 or len(value) > 100_000:
+            return None
+        if not key and not value:
+            continue
+        if not key or len(key) > METADATA_MAX_KEY or key in pairs or len(value) > METADATA_MAX_VALUE:
+            return None
+        pairs[key] = value
+    return pairs if len(pairs) <= METADATA_MAX_PAIRS else None
+
+
+def expected_start(data: QueryDict, *, message_required: bool):
+    ok_a, assistant = clean_char(data.get("assistant_id"), 140, required=True)
+    ok_m, model = clean_char(data.get("model"), 256, required=False)
+    ok_i, instructions = clean_char(data.get("instructions"), INSTRUCTIONS_MAX_CHARS, required=False)
+    ok_t, message = clean_char(data.get("message"), MESSAGE_MAX_CHARS, required=message_required)
+    if not (ok_a and ok_m and ok_i and ok_t and is_id("assistant", assistant)):
+        return None
+    options = {k: v for k, v in (("model", model), ("instructions", instructions)) if v}
+    return {"assistant_id": assistant, **options}, message
+
+
+# --- the upstream, recorded from the sandbox and replayed by respx ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded(sandbox_http):
+    """The wire JSON of a run waiting for two tool outputs, and of the assistants list, from the sandbox."""
+    run = start_sandbox_run(sandbox_http, "functions", sandbox_expires_seconds="1000000")
+    waiting = sandbox_wait(sandbox_http, run, "requires_action")
+    return waiting, sandbox_http.get("/assistants?limit=100").json()
+
+
+@pytest.fixture
+def fake_upstream(upstream, settings, recorded):
+    """respx answers every call of the dashboard at FAKE_BASE with the recorded JSON."""
+    waiting, assistants = recorded
+    thread_id, run_id = waiting["thread_id"], waiting["id"]
+    settings.ASSISTANTS_API_BASE_URL = FAKE_BASE
+    moved = {**waiting, "status": "queued", "required_action": None}
+    new_run = {**moved, "id": "run_started"}
+    empty = {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+
+    def modified(request):
+        return httpx.Response(200, json={**waiting, "metadata": json.loads(request.content)["metadata"]})
+
+    with respx.mock(base_url=FAKE_BASE, assert_all_called=False, using="httpx") as router:
+        router.get(f"/threads/{thread_id}/runs/{run_id}", name="get").respond(json=waiting)
+        router.post(f"/threads/{thread_id}/runs/{run_id}/cancel", name="cancel").respond(
+            json={**waiting, "status": "cancelling", "required_action": None}
+        )
+        router.post(f"/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", name="submit").respond(
+            json=moved
+        )
+        router.post(f"/threads/{thread_id}/runs/{run_id}", name="modify").mock(side_effect=modified)
+        router.post(f"/threads/{thread_id}/runs", name="create").respond(json=new_run)
+        router.post("/threads/runs", name="create_thread").respond(json=new_run)
+        router.get("/assistants", name="assistants").respond(json=assistants)
+        router.get(path__regex=r"/runs/run_started$").respond(json=new_run)
+        router.get(path__regex=r"/(steps|messages)$").respond(json=empty)
+        router.route().respond(404, json={"error": {"message": "Not in the recording.", "type": "x"}})
+        router.waiting = waiting
+        yield router
+
+
+@pytest.fixture
+async def token(operator_client):
+    return await csrf_token(operator_client, "/accounts/login/")
+
+
+async def post(client, router, path: str, pairs, token: str):
+    await delete_records()
+    router.reset()
+    response = await post_form(client, path, pairs, token=token)
+    assert response.status_code in (302, 400), response.status_code
+    return response
+
+
+async def check(response, router, route: str, expected):
+    """A redirect and one upstream call exactly when the model says the form is valid."""
+    event("valid" if expected is not None else "invalid")
+    posted = router.routes[route].calls
+    if expected is None:
+        assert response.status_code == 400
+        assert posted.call_count == 0
+        assert await records() == []
+        assert b'role="alert"' in response.content or b'class="errorlist"' in response.content
+        return None
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert posted.call_count == 1
+    [record] = await records()
+    assert record.outcome == "succeeded"
+    return json.loads(posted.last.request.content or b"null")
+
+
+# --- through the views ---------------------------------------------------------------------------------
+
+
+def run_url(router, suffix: str) -> str:
+    return f"/threads/{router.waiting['thread_id']}/runs/{router.waiting['id']}/{suffix}/"
+
+
+@hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES)
+@given(pairs=pairs_for(["reason"]))
+async def test_any_cancel_form_is_answered_by_the_rules_never_a_500(
+    operator_client, fake_upstream, token, pairs
+):
+    response = await post(operator_client, fake_upstream, run_url(fake_upstream, "cancel"), pairs, token)
+
+    if too_big(pairs):
+        assert response.status_code == 400
+        return
+    expected = expected_cancel(query(pairs))
+    await check(response, fake_upstream, "cancel", expected)
+    if expected is not None:
+        assert (await records())[0].reason == expected["reason"]
+
+
+@hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES)
+@given(data=st.data())
+async def test_any_tool_outputs_form_is_answered_by_the_rules_never_a_500(
+    operator_client, fake_upstream, token, data
+):
+    call_ids = [c["id"] for c in pending_calls(fake_upstream.waiting)]
+    pairs = data.draw(outputs_pairs(call_ids))
+
+    response = await post(operator_client, fake_upstream, run_url(fake_upstream, "submit"), pairs, token)
+
+    if too_big(pairs):
+        assert response.status_code == 400
+        return
+    expected = expected_outputs(query(pairs), call_ids)
+    sent = await check(response, fake_upstream, "submit", expected)
+    if sent is not None:
+        assert sent == {"tool_outputs": expected, "stream": True}
+
+
+@hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES)
+@given(data=st.data())
+async def test_any_metadata_form_is_answered_by_the_rules_never_a_500(
+    operator_client, fake_upstream, token, data
+):
+    rows = MetadataForm(metadata=fake_upstream.waiting["metadata"]).row_count
+    small = st.one_of(
+        st.text(max_size=8), st.sampled_from(["", "a", "a", "b", "k" * 64, "k" * 65, "v" * 513])
+    )
+    table = data.draw(
+        st.lists(st.tuples(st.integers(0, rows + 1), small, small), max_size=20).map(
+            lambda rs: [p for i, k, v in rs for p in ((f"key_{i}", k), (f"value_{i}", v))]
+        )
+    )
+    pairs = table + data.draw(
+        pairs_for([f"key_{i}" for i in range(rows)] + [f"value_{i}" for i in range(rows)])
+    )
+
+    response = await post(operator_client, fake_upstream, run_url(fake_upstream, "metadata"), pairs, token)
+
+    if too_big(pairs):
+        assert response.status_code == 400
+        return
+    expected = expected_metadata(query(pairs), rows)
+    sent = await check(response, fake_upstream, "modify", expected)
+    if sent is not None:
+        assert sent == {"metadata": expected}
+
+
+def start_pairs(data, assistant_id: str):
+    known = ["assistant_id", "model", "instructions", "message"]
+    chosen = data.draw(st.one_of(st.just([]), st.just([("assistant_id", assistant_id)])))
+    said = data.draw(
+        st.one_of(st.just([]), st.tuples(st.just("message"), st.text(max_size=30)).map(lambda p: [p]))
+    )
+    return chosen + said + data.draw(pairs_for(known))
+
+
+@hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES)
+@given(data=st.data())
+async def test_any_start_run_form_is_answered_by_the_rules_never_a_500(
+    operator_client, fake_upstream, token, data
+):
+    waiting = fake_upstream.waiting
+    pairs = start_pairs(data, waiting["assistant_id"])
+
+    response = await post(
+        operator_client, fake_upstream, f"/threads/{waiting['thread_id']}/runs/new/", pairs, token
+    )
+
+    if too_big(pairs):
+        assert response.status_code == 400
+        return
+    expected = expected_start(query(pairs), message_required=False)
+    sent = await check(response, fake_upstream, "create", expected)
+    if sent is not None:
+        body, message = expected
+        if message:
+            body["additional_messages"] = [{"role": "user", "content": message}]
+        assert sent == {**body, "stream": True}
+
+
+@hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES)
+@given(data=st.data())
+async def test_any_new_thread_form_is_answered_by_the_rules_never_a_500(
+    operator_client, fake_upstream, token, data
+):
+    pairs = start_pairs(data, fake_upstream.waiting["assistant_id"])
+
+    response = await post(operator_client, fake_upstream, "/new/", pairs, token)
+
+    if too_big(pairs):
+        assert response.status_code == 400
+        return
+    expected = expected_start(query(pairs), message_required=True)
+    sent = await check(response, fake_upstream, "create_thread", expected)
+    if sent is not None:
+        body, message = expected
+        assert sent == {
+            **body,
+            "thread": {"messages": [{"role": "user", "content": message}]},
+            "stream": True,
+        }
+
+
+@hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES // 3)
+@given(pairs=pairs_for(["assistant_id", "model", "instructions", "message"]), new_thread=st.booleans())
+async def test_any_prefill_query_on_the_start_pages_renders(
+    operator_client, fake_upstream, pairs, new_thread
+):
+    thread_id = fake_upstream.waiting["thread_id"]
+    path = "/new/" if new_thread else f"/threads/{thread_id}/runs/new/"
+
+    response = await operator_client.get(path + "?" + urlencode([(k, v[:2000]) for k, v in pairs]))
+
+    assert response.status_code == 200
+    assert b'name="assistant_id"' in response.content
+
+
+# --- the form classes directly: many more examples -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def waiting_objects(recorded):
+    waiting, assistants = recorded
+    return Run.from_json(waiting), [Assistant.from_json(a) for a in assistants["data"]]
+
+
+def settled(form) -> bool:
+    """Validate the form (drawing it with the posted data is what the view tests do)."""
+    valid = form.is_valid()
+    assert valid or form.errors.as_data()
+    return valid
+
+
+@hypothesis_settings(FUZZ, max_examples=FORM_EXAMPLES)
+@given(pairs=pairs_for(["reason"]))
+def test_the_cancel_form_follows_the_rules_for_any_data(pairs):
+    data = query(pairs)
+    assert settled(CancelForm(data)) == (expected_cancel(data) is not None)
+    event("valid" if expected_cancel(data) is not None else "invalid")
+
+
+@hypothesis_settings(FUZZ, max_examples=FORM_EXAMPLES)
+@given(data=st.data())
+def test_the_tool_outputs_form_follows_the_rules_for_any_data(waiting_objects, data):
+    run, _ = waiting_objects
+    call_ids = [c.id for c in run.pending_calls]
+    pairs = data.draw(outputs_pairs(call_ids))
+    form = ToolOutputsForm(query(pairs), calls=run.pending_calls)
+
+    expected = expected_outputs(query(pairs), call_ids)
+
+    assert settled(form) == (expected is not None)
+    event("valid" if expected is not None else "invalid")
+    if expected is not None:
+        assert form.outputs() == expected
+
+
+@hypothesis_settings(FUZZ, max_examples=FORM_EXAMPLES)
+@given(pairs=pairs_for([f"key_{i}" for i in range(6)] + [f"value_{i}" for i in range(6)]))
+def test_the_metadata_form_follows_the_rules_for_any_data(waiting_objects, pairs):
+    run, _ = waiting_objects
+    form = MetadataForm(query(pairs), metadata=run.metadata)
+
+    expected = expected_metadata(query(pairs), form.row_count)
+
+    assert settled(form) == (expected is not None)
+    event("valid" if expected is not None else "invalid")
+    if expected is not None:
+        assert form.cleaned_data["metadata"] == expected
+
+
+@hypothesis_settings(FUZZ, max_examples=FORM_EXAMPLES)
+@given(data=st.data())
+def test_the_start_run_forms_follow_the_rules_for_any_data(waiting_objects, data):
+    run, assistants = waiting_objects
+    pairs = start_pairs(data, run.assistant_id)
+    for form_class, message_required in ((StartRunForm, False), (CreateThreadAndRunForm, True)):
+        form = form_class(query(pairs), assistants=data.draw(st.sampled_from([(), assistants])))
+        expected = expected_start(query(pairs), message_required=message_required)
+        assert settled(form) == (expected is not None)
+        event(f"{form_class.__name__} {'valid' if expected is not None else 'invalid'}")
+        if expected is not None:
+            assert {"assistant_id": form.cleaned_data["assistant_id"], **form.options()} == expected[0]
