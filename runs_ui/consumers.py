@@ -1,8 +1,9 @@
 """The live socket: a signed-in page subscribes to what it shows and gets HTML fragments pushed.
 
 Close codes say why a socket was refused: 4401 not signed in, 4403 another site's page (socket_origin),
-4404 no such run, thread or connection. On (re)connect the socket first gets the current state, so a
-page that was disconnected misses nothing.
+4404 no such thread or connection, or a run the upstream does not know (closed as soon as the watcher
+hears so). On (re)connect the socket first gets the current state, so a page that was disconnected misses
+nothing.
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.live_push(message)
         else:
             await super().dispatch(message)
+
+    async def live_gone(self, event):
+        """The watcher found that the upstream does not know this page's run."""
+        if self.page == "run":
+            await self.close(code=NOT_FOUND)
 
     async def live_push(self, event):
         push = await live.push_cache.get(event["push"])

@@ -55,10 +55,14 @@ def snapshot_values(run: Run) -> dict:
 
 
 async def record_thread(
-    connection: str, thread_id: str, source: str = "opened", thread: Thread | None = None
+    connection: str,
+    thread_id: str,
+    source: str = "opened",
+    thread: Thread | None = None,
+    seen_at: datetime | None = None,
 ) -> ThreadEntry:
-    """Remember a thread (creating its entry if new) and mark it seen now."""
-    defaults = {"last_seen": timezone.now()}
+    """Remember a thread (creating its entry if new) and mark it seen now (or at `seen_at`)."""
+    defaults = {"last_seen": seen_at or timezone.now()}
     if thread is not None:
         defaults["metadata"] = thread.metadata
         defaults["upstream_created_at"] = _dt(thread.created_at)
@@ -70,12 +74,18 @@ async def record_thread(
     return entry
 
 
-async def record_runs(connection: str, thread_id: str, runs: list[Run]) -> None:
-    """Upsert snapshots of runs a page just fetched, and the thread's latest-run columns."""
+async def record_runs(connection: str, thread_id: str, runs: list[Run], touch: bool = True) -> None:
+    """Upsert snapshots of runs a page just fetched, and the thread's latest-run columns.
+
+    `touch`: the thread counts as seen now (not when the runs only came along with a listing).
+    """
     runs = [r for r in runs if r.id]
     if not runs:
         return
-    entry = await record_thread(connection, thread_id)
+    if touch:
+        entry = await record_thread(connection, thread_id)
+    else:
+        entry, _ = await ThreadEntry.objects.aget_or_create(connection=connection, thread_id=thread_id)
     await RunSnapshot.objects.abulk_create(
         [RunSnapshot(thread=entry, connection=connection, run_id=r.id, **snapshot_values(r)) for r in runs],
         update_conflicts=True,

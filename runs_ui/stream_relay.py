@@ -183,7 +183,10 @@ async def _relay(conn: str, client, open_stream, first: asyncio.Future, known: R
     relay = _Relay(conn)
     try:
         async with open_stream() as events:
-            request_id = events.info.request_id if events.info else None
+            info = getattr(
+                events, "info", None
+            )  # any async iterator of events will do; the client's has info
+            request_id = info.request_id if info else None
             if known is not None:
                 relay.attach(known, client)
                 await relay.watch.observe_run(known, time.time())

@@ -17,6 +17,7 @@ import random
 import time
 from collections import OrderedDict
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
@@ -327,6 +328,10 @@ class RunWatch(_Watch):
             bars=live.render_waterfall(run, steps) if (steps or run_changed) else "",
             run=run,
         )
+        if save:
+            # Saved before it is pushed, so a socket connecting in between still resyncs to it; shielded,
+            # so a watch stopped meanwhile (its last viewer left) does not leave an older state behind.
+            await asyncio.shield(self.save_state())
         await live.publish(self.groups, merge, header, row_head)
         if (
             status_changed
@@ -338,8 +343,6 @@ class RunWatch(_Watch):
             await live.publish(
                 [live.INDEX_GROUP], live.render_index_cell(self.conn, self.thread_id, run.status, error)
             )
-        if save:
-            await self.save_state()
 
     async def save_state(self) -> None:
         """The full state a (re)connecting socket gets: header, row, newest steps and message bodies."""
@@ -375,6 +378,8 @@ class RunWatch(_Watch):
         await live.publish(
             self.groups, live.stale_notice(f"{self.run_id} no longer exists upstream: {exc.message}")
         )
+        # The run's own page has nothing left to show: its sockets close with 4404.
+        await get_channel_layer().group_send(live.run_group(self.conn, self.run_id), {"type": "live.gone"})
 
 
 class ThreadWatch(_Watch):
