@@ -181,6 +181,8 @@ class RunWatch(_Watch):
         self.poll_after: float | None = None
         self.last_change = time.monotonic()
         self.client = None
+        #: Set once this watch has looked at the run (and published what it saw).
+        self.polled = asyncio.Event()
         #: True while a stream started here relays the run's events (then the poller stands by).
         self.streaming = False
         self.state_saved = 0.0
@@ -239,6 +241,7 @@ class RunWatch(_Watch):
             await self.publish(
                 run_changed, status_changed and not early, steps, messages, new_messages if primed else []
             )
+        self.polled.set()
         return run.is_terminal
 
     async def observe_run(self, run: Run, observed_at: float) -> bool:

@@ -45,6 +45,8 @@ CONCURRENCY = 8
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 #: A page polling while its socket is down keeps its run watched this long after each poll.
 POLL_PIN_SECONDS = 15
+#: How long a polling page waits for a just-restarted watcher's first look at the run.
+FIRST_POLL_WAIT = 3.0
 
 
 async def _nothing():
@@ -383,8 +385,7 @@ async def run_detail(request, client, thread_id, run_id):
         ended = snapshot is not None and snapshot.status in RUN_TERMINAL
 
         def keep_watching():
-            if not ended:
-                watcher.touch_run(conn, thread_id, run_id, POLL_PIN_SECONDS)
+            return None if ended else watcher.touch_run(conn, thread_id, run_id, POLL_PIN_SECONDS)
 
         return await _live_state(request, [live.run_state_key(conn, run_id)], "run", keep_watching)
     # The first steps come along (concurrently) for the header's "waiting for tool outputs" duration.
@@ -408,7 +409,11 @@ async def _live_state(request, keys, page, keep_watching):
     It reads what the (single) watcher last published and keeps that watcher going, so a hundred
     polling pages still cost the upstream one poller.
     """
-    keep_watching()
+    watch = keep_watching()
+    if watch is not None and getattr(watch, "run", True) is None:
+        # Its watcher had stopped (the socket went away): wait for its first fresh look, not the old state.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.polled.wait(), timeout=FIRST_POLL_WAIT)
     variant = "operator" if request.roles.can_act else "viewer"
     states = await live.current_state(keys)
     response = HttpResponse("".join(live.html_for(s, variant, page) for s in states))

@@ -89,11 +89,12 @@ async def test_many_polling_pages_and_a_socket_share_one_poller(
     assert len(gets) <= 2 * (span + 0.1) + 2, (len(gets), span)  # burst of 2, 0.1 s of log jitter
 
 
-async def test_a_polling_page_alone_starts_the_watcher_and_then_gets_the_run(
+async def test_a_polling_page_alone_starts_the_watcher_and_gets_its_first_look_at_once(
     viewer_client, make_run, sandbox
 ):
     run = make_run("answer", speed=1, sandbox_queued_seconds=0.5)
-    assert await poll(viewer_client, live_url(run)) == ""  # nothing known yet: the watcher starts now
+    # Nothing was known: the poll starts the watcher and waits for its first look, not for the next poll.
+    assert statuses(await poll(viewer_client, live_url(run)), run.run_id) == ["queued"]
     assert ("default", run.run_id) in watcher.runs
     await wait_status(sandbox, run, "in_progress", "completed")
 
