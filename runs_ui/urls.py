@@ -3,20 +3,20 @@ connections other than the default)."""
 
 from django.urls import include, path
 
-from .views import actions, api, pages
+from .views import actions, api, downloads, home, pages
 
 app_name = "runs_ui"
 
 # Mounted twice: at the root for the default connection, under c/<slug>/ for the others.
 upstream_patterns = [
     path("threads/<str:thread_id>/", pages.thread_detail, name="thread"),
-    path("threads/<str:thread_id>/export.json", pages.export_thread, name="thread-export"),
+    path("threads/<str:thread_id>/export.json", downloads.export_thread, name="thread-export"),
     path("threads/<str:thread_id>/watch/", pages.watch_thread, name="thread-watch"),
     path("threads/<str:thread_id>/runs/new/", actions.create_run, name="run-create"),
     path("threads/<str:thread_id>/runs/<str:run_id>/", pages.run_detail, name="run"),
-    path("threads/<str:thread_id>/runs/<str:run_id>/export.json", pages.export_run, name="run-export"),
+    path("threads/<str:thread_id>/runs/<str:run_id>/export.json", downloads.export_run, name="run-export"),
     path("threads/<str:thread_id>/runs/<str:run_id>/steps/<str:step_id>/", pages.step_detail, name="step"),
-    path("files/<str:file_id>/content", pages.file_content, name="file-content"),
+    path("files/<str:file_id>/content", downloads.file_content, name="file-content"),
     # Actions (operators only): each a form page, GET to show it, POST to act.
     path("threads/<str:thread_id>/runs/<str:run_id>/cancel/", actions.cancel_run, name="run-cancel"),
     path("threads/<str:thread_id>/runs/<str:run_id>/submit/", actions.submit_tool_outputs, name="run-submit"),
@@ -24,11 +24,11 @@ upstream_patterns = [
 ]
 
 urlpatterns = [
-    path("", pages.home, name="home"),
-    path("go/", pages.goto, name="goto"),
-    path("inbox/", pages.inbox, name="inbox"),
-    path("index/add/", pages.add_threads, name="threads-add"),
-    path("index/import/", pages.import_threads, name="threads-import"),
+    path("", home.home, name="home"),
+    path("go/", home.goto, name="goto"),
+    path("inbox/", home.inbox, name="inbox"),
+    path("index/add/", home.add_threads, name="threads-add"),
+    path("index/import/", home.import_threads, name="threads-import"),
     path("new/", actions.create_thread_and_run, name="thread-create"),
     # For agent applications: register threads with a bearer token (INDEX_API_TOKEN).
     path("api/threads/", api.register_threads, name="api-register-threads"),

@@ -31,9 +31,9 @@ from runs_ui.watcher import watcher
 @pytest.fixture(autouse=True)
 def _fresh_import_backoff():
     """The home page's import backoff is process state; no test inherits another's failure."""
-    from runs_ui.views import pages
+    from runs_ui.views import home
 
-    pages._import_retry_at = 0.0
+    home._import_retry_at = 0.0
 
 
 @pytest.fixture(autouse=True)
@@ -128,13 +128,20 @@ def make_run(upstream):
     """make_run(script="answer", speed=10, message="Hello", **metadata) → SandboxRun (via the sandbox API)."""
 
     def make(script: str = "answer", speed: float = 10, message: str = "Hello", **metadata) -> SandboxRun:
-        assistant = upstream.request("POST", "/assistants", json={
-            "model": "gpt-4o", "name": f"Test {script}", "metadata": {"sandbox_script": script}}).json()
-        run = upstream.request("POST", "/threads/runs", json={
-            "assistant_id": assistant["id"],
-            "thread": {"messages": [{"role": "user", "content": message}]},
-            "metadata": {"sandbox_speed": str(speed), **{k: str(v) for k, v in metadata.items()}},
-        })
+        assistant = upstream.request(
+            "POST",
+            "/assistants",
+            json={"model": "gpt-4o", "name": f"Test {script}", "metadata": {"sandbox_script": script}},
+        ).json()
+        run = upstream.request(
+            "POST",
+            "/threads/runs",
+            json={
+                "assistant_id": assistant["id"],
+                "thread": {"messages": [{"role": "user", "content": message}]},
+                "metadata": {"sandbox_speed": str(speed), **{k: str(v) for k, v in metadata.items()}},
+            },
+        )
         assert run.status_code == 200, run.text
         body = run.json()
         return SandboxRun(assistant["id"], body["thread_id"], body["id"], body)
@@ -179,7 +186,7 @@ async def _close_db_connections(request):
         await sync_to_async(connections.close_all)()
 
 
-async def eventually(check, timeout: float = 10, interval: float = 0.05):
+async def eventually(check, timeout: float = 10, interval: float = 0.05):  # noqa: ASYNC109 - a test helper
     """Await until `check()` (sync or async) returns something truthy; returns it."""
     deadline = time.monotonic() + timeout
     while True:

@@ -1,4 +1,4 @@
-"""Read-only pages: home (the thread index), thread timeline, run, step, go-to, export, file content.
+"""Read-only pages of one thread: its timeline, a run, a step (and the polling fallback of their live view).
 
 Each page's shell arrives first (one upstream call, for the object the URL names); its lists fill in
 through htmx partials served by the same view (`?part=…`), whose upstream requests run concurrently.
@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-from datetime import UTC, datetime
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from django.contrib import messages as flash
-from django.db.models import F
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.urls import Resolver404, resolve
-from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import audit, index, live
 from ..assistants import assistant_names
-from ..connections import default_client, info_for
-from ..discovery import import_listed_threads
-from ..forms import AddThreadsForm, IndexFilterForm
+from ..connections import info_for
 from ..links import url_for
 from ..live import header_context
-from ..models import DEFAULT_CONNECTION, RunSnapshot, ThreadEntry
+from ..models import RunSnapshot
 from ..timeline import interleave, message_of, run_durations, waiting_for_outputs, waterfall
 from ..upstream.client import MAX_PAGE
 from ..upstream.errors import NotFound, UpstreamError
@@ -37,12 +30,9 @@ from ..watcher import watcher
 from .responses import check_id, render_page, upstream_view, wants_partial
 
 TIMELINE_PAGE = 30
-INBOX_LIMIT = 200
 STEPS_PAGE = 100
-HOME_PAGE = 50
+#: Upstream requests one page (or export) makes at once.
 CONCURRENCY = 8
-#: Image types a browser may show inline; anything else from the upstream is downloaded, never rendered.
-INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 #: A page polling while its socket is down keeps its run watched this long after each poll.
 POLL_PIN_SECONDS = 15
 #: How long a polling page waits for a just-restarted watcher's first look at the run.
@@ -61,203 +51,6 @@ def _cursor(request, name: str, kind: str) -> str | None:
 
 def _conn(client) -> str:
     return client.name
-
-
-# --- home ----------------------------------------------------------------------------------------
-
-
-@require_GET
-async def home(request):
-    if request.GET.get("part") == "live":
-        return await _home_live()
-    user = await request.auser()
-    form = IndexFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    filtering = any(filters.values()) if filters else False
-    imported = await _import_if_empty()
-    try:
-        # Clamped: an offset beyond a 64-bit integer is a database error, not an empty page.
-        offset = min(max(0, int(request.GET.get("offset", 0))), 10**9)
-    except ValueError:
-        offset = 0
-    queryset = index.search(ThreadEntry.objects.order_by("-last_seen", "-id"), **filters)
-    entries = [e async for e in queryset[offset : offset + HOME_PAGE + 1]]
-    has_more = len(entries) > HOME_PAGE
-    entries = entries[:HOME_PAGE]
-    watched = []
-    if not filtering and offset == 0:
-        watched = [e async for e in ThreadEntry.objects.filter(watchers=user).order_by("-last_seen")[:20]]
-    query = {k: v for k, v in request.GET.items() if k not in ("offset", "part")}
-    context = {
-        "form": form,
-        "entries": entries,
-        "watched": watched,
-        "filtering": filtering,
-        "imported": imported,
-        "add_form": AddThreadsForm(),
-        "next_url": f"?{urlencode({**query, 'offset': offset + HOME_PAGE, 'part': 'list'})}"
-        if has_more
-        else "",
-        "page_url": f"?{urlencode(query)}" if query else "?",
-        "live_url": "/ws/index/",
-        "live_poll_url": "?part=live",
-        "names": await _names_soon(),
-    }
-    partial = "thread-rows" if request.GET.get("part") == "list" else None
-    return render_page(request, "runs_ui/home.html", context, partial=partial)
-
-
-async def _home_live():
-    """The polling fallback of the home page: its status cells, from the index (no upstream calls)."""
-    entries = ThreadEntry.objects.exclude(latest_status="").order_by("-last_seen")[:HOME_PAGE]
-    cells = [
-        live.render_index_cell(e.connection, e.thread_id, e.latest_status, e.latest_error_code)
-        async for e in entries
-    ]
-    return HttpResponse("".join(cells))
-
-
-async def _names_soon() -> dict[str, str]:
-    """Assistant names for the index (cached a minute); a slow upstream only costs the names, not the page."""
-    try:
-        return await asyncio.wait_for(assistant_names(default_client()), timeout=1.0)
-    except TimeoutError:
-        return {}
-
-
-_import_retry_at = 0.0
-
-
-async def _import_if_empty() -> int:
-    """A fresh install on a listing upstream (the sandbox, Azure agents) starts with its threads indexed.
-
-    After a failure it waits a minute before trying again, so an unreachable upstream does not slow down
-    every home page.
-    """
-    global _import_retry_at
-    client = default_client()
-    if not client.profile.can_list_threads or time.monotonic() < _import_retry_at:
-        return 0
-    if await ThreadEntry.objects.filter(connection=DEFAULT_CONNECTION).aexists():
-        return 0
-    try:
-        return await import_listed_threads(client)
-    except UpstreamError:
-        _import_retry_at = time.monotonic() + 60
-        return 0  # the home page still works; opening a thread will say what is wrong
-
-
-@require_POST
-async def import_threads(request):
-    client = default_client()
-    if not client.profile.can_list_threads:
-        flash.error(request, f"{client.profile.label} upstreams cannot list threads: add them by id instead.")
-        return redirect("runs_ui:home")
-    try:
-        count = await import_listed_threads(client)
-    except UpstreamError as exc:
-        flash.error(request, f"Could not list threads: {exc}")
-    else:
-        flash.success(request, f"Imported {count} threads from {client.host}.")
-    return redirect("runs_ui:home")
-
-
-@require_POST
-async def add_threads(request):
-    """Add one or many pasted thread ids to the index, checking each exists upstream (concurrently)."""
-    form = AddThreadsForm(request.POST)
-    if not form.is_valid():
-        for error in form.errors.get("ids", []):
-            flash.error(request, error)
-        return redirect("runs_ui:home")
-    client = default_client()
-    gate = asyncio.Semaphore(CONCURRENCY)
-    missing, failed = [], []
-
-    async def add(thread_id):
-        async with gate:
-            try:
-                thread = await client.get_thread(thread_id)
-            except NotFound:
-                missing.append(thread_id)
-                return
-            except UpstreamError as exc:
-                failed.append(f"{thread_id} ({exc.kind})")
-                return
-        await index.record_thread(client.name, thread_id, "added", thread)
-
-    ids = form.cleaned_data["ids"]
-    await asyncio.gather(*(add(t) for t in ids))
-    added = len(ids) - len(missing) - len(failed)
-    if added:
-        flash.success(request, f"Added {added} thread{'s' if added != 1 else ''}.")
-    if missing:
-        flash.error(request, f"Not found upstream: {', '.join(missing)}")
-    if failed:
-        flash.error(request, f"Could not check: {', '.join(failed)}")
-    return redirect("runs_ui:home")
-
-
-# --- go to -----------------------------------------------------------------------------------------
-
-_API_PATH = re.compile(
-    r"/threads/(?P<thread_id>thread_[\w-]+)(?:/runs/(?P<run_id>run_[\w-]+)(?:/steps/(?P<step_id>step_[\w-]+))?"
-    r"|/messages/(?P<message_id>msg_[\w-]+))?"
-)
-
-
-@require_GET
-async def goto(request):
-    """Land on the page for whatever was pasted: an id of any kind, a dashboard URL or an API URL."""
-    query = request.GET.get("q", "").strip()
-    if not query:
-        return redirect("runs_ui:home")
-    target = await _target_for(query)
-    if target:
-        return redirect(target)
-    flash.error(
-        request,
-        f"Nothing to open for “{query[:120]}”: paste a thread_, run_, step_, msg_ or asst_ id, "
-        "or a dashboard or API URL. Runs and steps are found once their thread has been opened.",
-    )
-    return redirect("runs_ui:home")
-
-
-async def _target_for(query: str) -> str | None:
-    if "/" in query:
-        path = urlsplit(query).path or query
-        try:
-            match = resolve(path)
-        except Resolver404:
-            match = None
-        if match and match.namespace == "runs_ui":
-            return path
-        if m := _API_PATH.search(path):
-            ids = {k: v for k, v in m.groupdict().items() if v}
-            if "message_id" in ids:
-                return url_for("thread", thread_id=ids["thread_id"]) + f"#{ids['message_id']}"
-            name = "step" if "step_id" in ids else "run" if "run_id" in ids else "thread"
-            return url_for(name, **ids)
-        return None
-    if is_id("thread", query):
-        return url_for("thread", thread_id=query)
-    if is_id("assistant", query):
-        return url_for("home") + "?" + urlencode({"assistant": query})
-    if is_id("run", query):
-        snapshot = await index.find_run(query)
-        if snapshot:
-            return url_for("run", snapshot.connection, thread_id=snapshot.thread.thread_id, run_id=query)
-        return None
-    if is_id("step", query) or is_id("message", query):
-        known = await index.find_id(query)
-        if known is None:
-            return None
-        if query.startswith("step_") and known.run_id:
-            return url_for(
-                "step", known.connection, thread_id=known.thread_id, run_id=known.run_id, step_id=query
-            )
-        return url_for("thread", known.connection, thread_id=known.thread_id) + f"#{query}"
-    return None
 
 
 # --- thread ----------------------------------------------------------------------------------------
@@ -540,115 +333,3 @@ async def step_detail(request, client, thread_id, run_id, step_id):
         + f"#{step_id}",
     }
     return render_page(request, "runs_ui/step_detail.html", context, partial=partial)
-
-
-# --- export ----------------------------------------------------------------------------------------
-
-
-def _download(data: dict, filename: str) -> JsonResponse:
-    response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-async def _run_export(client, run) -> dict:
-    steps = [s.raw async for s in client.iter_steps(run.thread_id, run.id, include_content=True)]
-    return {"run": run.raw, "steps": steps}
-
-
-@require_GET
-@upstream_view
-async def export_thread(request, client, thread_id):
-    """The whole thread as JSON: every page of messages, runs and each run's steps (fetched concurrently)."""
-    check_id("thread", thread_id)
-    thread = await client.get_thread(thread_id)
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def run_with_steps(run):
-        async with gate:
-            return await _run_export(client, run)
-
-    async def all_runs():
-        return [r async for r in client.iter_runs(thread_id, order="asc")]
-
-    async def all_messages():
-        return [m.raw async for m in client.iter_messages(thread_id, order="asc")]
-
-    runs, messages = await asyncio.gather(all_runs(), all_messages())
-    exported = await asyncio.gather(*(run_with_steps(r) for r in runs))
-    return _download(
-        {
-            "exported_at": datetime.now(UTC).isoformat(),
-            "upstream": info_for(client).host,
-            "thread": thread.raw,
-            "messages": messages,
-            "runs": list(exported),
-        },
-        f"{thread_id}.json",
-    )
-
-
-@require_GET
-@upstream_view
-async def export_run(request, client, thread_id, run_id):
-    check_id("thread", thread_id)
-    check_id("run", run_id)
-    run = await client.get_run(thread_id, run_id)
-
-    async def run_messages():
-        out, after = [], None
-        while True:
-            page = await client.list_messages(
-                thread_id, run_id=run_id, limit=MAX_PAGE, order="asc", after=after
-            )
-            out += [m.raw for m in page.data]
-            if not (after := page.next_after):
-                return out
-
-    exported, messages = await asyncio.gather(_run_export(client, run), run_messages())
-    return _download(
-        {
-            "exported_at": datetime.now(UTC).isoformat(),
-            "upstream": info_for(client).host,
-            **exported,
-            "messages": messages,
-        },
-        f"{run_id}.json",
-    )
-
-
-# --- files -----------------------------------------------------------------------------------------
-
-
-@require_GET
-@upstream_view
-async def file_content(request, client, file_id):
-    """Code-interpreter images, fetched with the server's key; only known image types are shown inline."""
-    check_id("file", file_id)
-    content, content_type = await client.get_file_content(file_id)
-    kind = content_type.split(";")[0].strip().lower()
-    response = HttpResponse(
-        content, content_type=kind if kind in INLINE_IMAGE_TYPES else "application/octet-stream"
-    )
-    if kind not in INLINE_IMAGE_TYPES:
-        response["Content-Disposition"] = f'attachment; filename="{file_id}"'
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    patch_cache_control(response, private=True, max_age=3600)
-    return response
-
-
-# --- inbox -----------------------------------------------------------------------------------------
-
-
-@require_GET
-async def inbox(request):
-    """Every indexed run waiting for tool outputs, across threads, the soonest to expire first."""
-    waiting = (
-        RunSnapshot.objects.filter(status="requires_action")
-        .select_related("thread")
-        .order_by(F("expires_at").asc(nulls_last=True), "created_at")
-    )
-    runs = [s async for s in waiting[:INBOX_LIMIT]]
-    context = {"runs": runs, "now": time.time(), "live_url": "/ws/inbox/", "live_poll_url": ""}
-    partial = "inbox-rows" if request.GET.get("part") == "rows" else None
-    return render_page(request, "runs_ui/inbox.html", context, partial=partial)

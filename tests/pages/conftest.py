@@ -200,14 +200,6 @@ async def index_not_empty(transactional_db):
     return await index.record_thread("default", "thread_seenbefore01", "added")
 
 
-@pytest.fixture(autouse=True)
-def _home_import_may_retry(monkeypatch):
-    """The home page's first-visit import waits a minute after a failure (module state): not across tests."""
-    from runs_ui.views import pages
-
-    monkeypatch.setattr(pages, "_import_retry_at", 0.0, raising=False)
-
-
 @dataclass
 class BusyThread:
     thread_id: str

@@ -1,0 +1,113 @@
+"""Downloads: a thread or run as JSON (every page of runs, steps and messages), and file content."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from django.http import HttpResponse, JsonResponse
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_GET
+
+from ..connections import info_for
+from ..upstream.client import MAX_PAGE
+from .pages import CONCURRENCY
+from .responses import check_id, upstream_view
+
+#: Image types a browser may show inline; anything else from the upstream is downloaded, never rendered.
+INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def _download(data: dict, filename: str) -> JsonResponse:
+    response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+async def _run_export(client, run) -> dict:
+    steps = [s.raw async for s in client.iter_steps(run.thread_id, run.id, include_content=True)]
+    return {"run": run.raw, "steps": steps}
+
+
+@require_GET
+@upstream_view
+async def export_thread(request, client, thread_id):
+    """The whole thread as JSON: every page of messages, runs and each run's steps (fetched concurrently)."""
+    check_id("thread", thread_id)
+    thread = await client.get_thread(thread_id)
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def run_with_steps(run):
+        async with gate:
+            return await _run_export(client, run)
+
+    async def all_runs():
+        return [r async for r in client.iter_runs(thread_id, order="asc")]
+
+    async def all_messages():
+        return [m.raw async for m in client.iter_messages(thread_id, order="asc")]
+
+    runs, messages = await asyncio.gather(all_runs(), all_messages())
+    exported = await asyncio.gather(*(run_with_steps(r) for r in runs))
+    return _download(
+        {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "upstream": info_for(client).host,
+            "thread": thread.raw,
+            "messages": messages,
+            "runs": list(exported),
+        },
+        f"{thread_id}.json",
+    )
+
+
+@require_GET
+@upstream_view
+async def export_run(request, client, thread_id, run_id):
+    check_id("thread", thread_id)
+    check_id("run", run_id)
+    run = await client.get_run(thread_id, run_id)
+
+    async def run_messages():
+        out, after = [], None
+        while True:
+            page = await client.list_messages(
+                thread_id, run_id=run_id, limit=MAX_PAGE, order="asc", after=after
+            )
+            out += [m.raw for m in page.data]
+            if not (after := page.next_after):
+                return out
+
+    exported, messages = await asyncio.gather(_run_export(client, run), run_messages())
+    return _download(
+        {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "upstream": info_for(client).host,
+            **exported,
+            "messages": messages,
+        },
+        f"{run_id}.json",
+    )
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+@require_GET
+@upstream_view
+async def file_content(request, client, file_id):
+    """Code-interpreter images, fetched with the server's key; only known image types are shown inline."""
+    check_id("file", file_id)
+    content, content_type = await client.get_file_content(file_id)
+    kind = content_type.split(";")[0].strip().lower()
+    response = HttpResponse(
+        content, content_type=kind if kind in INLINE_IMAGE_TYPES else "application/octet-stream"
+    )
+    if kind not in INLINE_IMAGE_TYPES:
+        response["Content-Disposition"] = f'attachment; filename="{file_id}"'
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    patch_cache_control(response, private=True, max_age=3600)
+    return response
