@@ -205,7 +205,8 @@ READ_ONLY = env.bool("READ_ONLY", False)
 AUDIT_HASH_TOOL_OUTPUTS = env.bool("AUDIT_HASH_TOOL_OUTPUTS", False)
 # Bearer token agent applications use to register threads; empty = the endpoint is off.
 INDEX_API_TOKEN = env.str("INDEX_API_TOKEN", "")
-WATCH_FAST_SECONDS = env.float("WATCH_FAST_SECONDS", 0.5, validate=Range(min=0.05))
+# 0.6 s leaves a watched run's budget of 2 GET/s room for its steps and messages.
+WATCH_FAST_SECONDS = env.float("WATCH_FAST_SECONDS", 0.6, validate=Range(min=0.05))
 WATCH_SLOW_SECONDS = env.float("WATCH_SLOW_SECONDS", 5.0, validate=Range(min=0.1))
 WATCH_LEASE_SECONDS = env.float("WATCH_LEASE_SECONDS", 5.0, validate=Range(min=1))
 CANCEL_STUCK_SECONDS = env.int("CANCEL_STUCK_SECONDS", 60, validate=Range(min=1))

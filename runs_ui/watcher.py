@@ -226,10 +226,9 @@ class RunWatch(_Watch):
         primed = self.run is not None
         run_changed = not primed or run.raw != self.run.raw
         status_changed = await self.observe_run(run, observed_at)
-        # A new status goes out at once, then again with the steps and messages: the per-run budget can
-        # make those wait ~0.5 s a request (docs/PERFORMANCE.md). Not a final status: the final push
-        # must carry the final steps and messages with it.
-        early = primed and status_changed and not run.is_terminal
+        # A new status goes out at once, then the steps and messages it brought: under the per-run budget
+        # each of those GETs can wait ~0.5 s (docs/PERFORMANCE.md), and a status should not.
+        early = primed and status_changed
         if early:
             await self.publish(True, status_changed, [], [], [])
         steps, messages, new_messages = [], [], []

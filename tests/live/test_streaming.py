@@ -97,11 +97,14 @@ async def test_when_the_stream_breaks_the_watcher_takes_over_and_the_socket_ends
     await eventually(lambda: "at" in cut, timeout=10)
     await eventually(lambda: not watcher.runs[("default", run.id)].streaming, timeout=2)
 
-    final = await socket.expect(lambda html: "completed" in statuses(html, run.id), within=15)
-    assert final
+    assert await socket.expect(lambda html: "completed" in statuses(html, run.id), within=15)
     (message,) = (await sandbox_get(upstream, f"/threads/{thread_id}/messages?run_id={run.id}"))["data"]
+    # The final status goes out first; the final text follows with the run's last steps and messages.
+    await socket.expect(
+        lambda html: (message_text(html, message["id"]) or "").endswith(FINAL_WORDS), within=5
+    )
     texts = [t for html in socket.messages if (t := message_text(html, message["id"])) is not None]
-    assert texts and texts[-1].endswith(FINAL_WORDS)
+    assert texts[-1].endswith(FINAL_WORDS)
     # The rest came from polling, which only started once the stream broke.
     polled = requests_log.run_gets(run.id)
     assert polled, "the watcher never took over"
