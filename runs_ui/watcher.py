@@ -37,6 +37,9 @@ STEPS_EVERY = 5
 TAIL = 20
 #: Per-run budget of upstream GETs.
 RUN_GETS_PER_SECOND = 2.0
+#: The share of that budget for steps and messages; the rest keeps the run's own polls on time, so a new
+#: status is seen within one poll interval however busy the run's steps are.
+DETAIL_GETS_PER_SECOND = 1 / 3
 #: After this long without a change, polling slows down gradually to WATCH_SLOW_SECONDS.
 QUIET_AFTER = 15.0
 #: How often a process that does not hold a lease checks whether it is free.
@@ -58,18 +61,29 @@ def background(coro, name: str) -> asyncio.Task:
 class TokenBucket:
     """At most `rate` acquisitions per second on average, `burst` at once."""
 
-    def __init__(self, rate: float, burst: float = 1.0):
+    def __init__(self, rate: float, burst: float = 1.0, initial: float | None = None):
         self.rate, self.burst = rate, burst
-        self.tokens, self.updated = burst, time.monotonic()
+        self.tokens, self.updated = burst if initial is None else initial, time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def try_take(self) -> bool:
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def borrow(self) -> None:
+        """Take a token now even if there is none: the debt delays the next ones, so the rate still holds."""
+        self._refill()
+        self.tokens -= 1
 
     async def take(self) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
+        while not self.try_take():  # noqa: ASYNC110 - it sleeps exactly until the next token
             await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
@@ -172,12 +186,17 @@ class RunWatch(_Watch):
         super().__init__(watcher, conn, thread_id)
         self.run_id = run_id
         self.lease_id = live.run_group(conn, run_id).removeprefix("run.")
-        self.bucket = TokenBucket(RUN_GETS_PER_SECOND, burst=2)
+        # No bursts: the budget holds over short spans too, not only on average.
+        self.run_budget = TokenBucket(RUN_GETS_PER_SECOND - DETAIL_GETS_PER_SECOND, burst=1)
+        # Starts empty: the page that started this watch was just drawn with the run's steps.
+        self.detail_budget = TokenBucket(DETAIL_GETS_PER_SECOND, burst=1, initial=0)
         self.run: Run | None = None
         self.steps: OrderedDict[str, Step] = OrderedDict()
         self.messages: OrderedDict[str, Message] = OrderedDict()
         self.transitions: list[dict] = []
         self.polls = 0
+        #: Steps (and messages) to fetch as soon as the budget allows.
+        self.steps_due = self.messages_due = False
         self.poll_after: float | None = None
         self.last_change = time.monotonic()
         self.client = None
@@ -209,16 +228,26 @@ class RunWatch(_Watch):
             )
         return max(base, self.poll_after or 0)
 
-    async def _get(self, call):
-        """`call()` once the per-connection cap and this run's budget allow (made only then, so a watch
-        cancelled while it waits leaves no coroutine behind)."""
+    async def _pace(self) -> None:
         await self.watcher.limit(self.conn)
-        await self.bucket.take()
+
+    def _detail_allowed(self, now: bool) -> bool:
+        if now:
+            self.detail_budget.borrow()
+            return True
+        return self.detail_budget.try_take()
+
+    async def _get(self, call, budget: TokenBucket | None = None):
+        """`call()` once the per-connection cap and `budget` (if given) allow. The call is made only then,
+        so a watch cancelled while it waits leaves no coroutine behind."""
+        await self.watcher.limit(self.conn)
+        if budget is not None:
+            await budget.take()
         return await call()
 
     async def poll(self, client) -> bool:
         self.client = client
-        run = await self._get(lambda: client.get_run(self.thread_id, self.run_id))
+        run = await self._get(lambda: client.get_run(self.thread_id, self.run_id), self.run_budget)
         observed_at = time.time()
         self.polls += 1
         if run.info and run.info.poll_after_ms:
@@ -231,11 +260,19 @@ class RunWatch(_Watch):
         early = primed and status_changed
         if early:
             await self.publish(True, status_changed, [], [], [])
+        # Steps and messages are fetched when their share of the budget allows (within a few seconds),
+        # never holding up the next poll of the run; the one final look at an ended run takes them at once,
+        # on credit.
+        now = run.is_terminal
+        self.steps_due = self.steps_due or run_changed or self.polls % STEPS_EVERY == 0
         steps, messages, new_messages = [], [], []
-        if run_changed or run.is_terminal or self.polls % STEPS_EVERY == 0:
+        if self.steps_due and self._detail_allowed(now):
+            self.steps_due = False
             steps = await self._changed_steps(client)
-            if self._messages_due(steps, run):
-                messages, new_messages = await self._changed_messages(client)
+            self.messages_due = self.messages_due or self._messages_due(steps, run)
+        if (self.messages_due or run.is_terminal) and self._detail_allowed(now):
+            self.messages_due = False
+            messages, new_messages = await self._changed_messages(client)
         if (run_changed and not early) or steps or messages:
             await self.publish(
                 run_changed, status_changed and not early, steps, messages, new_messages if primed else []
@@ -312,7 +349,7 @@ class RunWatch(_Watch):
         """Push what changed to the run's and thread's pages (and the home list when its status changed)."""
         run = self.run
         self.last_change = time.monotonic()
-        name = await assistant_name(self.client, run.assistant_id)
+        name = await assistant_name(self.client, run.assistant_id, self._pace)
         header = (
             live.render_header(self.conn, run, name, self.transitions, list(self.steps.values()))
             if run_changed
@@ -350,7 +387,7 @@ class RunWatch(_Watch):
         """The full state a (re)connecting socket gets: header, row, newest steps and message bodies."""
         run = self.run
         self.state_saved = time.monotonic()
-        name = await assistant_name(self.client, run.assistant_id)
+        name = await assistant_name(self.client, run.assistant_id, self._pace)
         state = live.merge_box(
             steps=live.render_steps(self.conn, run, list(self.steps.values())[-TAIL:], dict(self.messages)),
             run_id=run.id,
@@ -402,6 +439,7 @@ class ThreadWatch(_Watch):
 
     async def poll(self, client) -> bool:
         await self.watcher.limit(self.conn)
+        await self.watcher.limit(self.conn)  # two requests
         runs, messages = await asyncio.gather(
             client.list_runs(self.thread_id, limit=TAIL, order="desc"),
             client.list_messages(self.thread_id, limit=TAIL, order="desc"),
@@ -413,7 +451,7 @@ class ThreadWatch(_Watch):
         if fresh_runs:
             await index.record_runs(self.conn, self.thread_id, fresh_runs)
         if self.primed and (fresh_runs or fresh_messages):
-            names = await assistant_names(client)
+            names = await assistant_names(client, lambda: self.watcher.limit(self.conn))
             # Oldest first: the page inserts each at the top (newest first) or bottom (oldest first).
             items = sorted(
                 [("run", r) for r in fresh_runs] + [("message", m) for m in fresh_messages],

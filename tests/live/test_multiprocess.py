@@ -212,6 +212,12 @@ async def test_two_processes_share_one_poller_every_socket_gets_every_change_and
                 return all("requires_action" in status_sequence(v.messages, run.run_id) for v in viewers)
 
             await until(all_waiting, 15, "every socket sees requires_action")
+
+            # The steps follow the status within the run's budget for details (a few seconds).
+            def all_have_steps():
+                return all(set().union(*(step_ids(m) for m in v.messages)) for v in viewers)
+
+            await until(all_have_steps, 8, "every socket sees the function-call step")
             await asyncio.sleep(0.5)
             # The changes made once all six were connected (the run was still queued then); one published
             # while a socket connects reaches it through the resync state instead.
