@@ -122,8 +122,10 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # redis-py's pool holds 100 connections and raises when they are all in use: thousands of
             # sockets joining or leaving groups at once then crash with MaxConnectionsError (code 1011).
+            # Its 5 s read timeout equals channels_redis's 5 s blocking pop: a busy process then times out
+            # just before Redis answers, and the socket dies; 30 s leaves the pop room.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 30}],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 500,
                 "expiry": 30,
