@@ -6,7 +6,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-sqlite test-postgres setup lint benchmark clean
+.PHONY: run test test-sqlite test-postgres setup lint benchmark screenshots clean
 
 setup: $(VENV)/.installed
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@python=$$(scripts/find-python) || exit 1; \
 	  [ -x $(PY) ] || { echo "Creating $(VENV) with $$python"; "$$python" -m venv $(VENV); }
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check '.[test]'
 	@touch $@
 
 run: setup
@@ -41,5 +41,10 @@ lint: setup
 benchmark: setup
 	$(PY) -m pytest tests/benchmarks -m benchmark -s -p no:cacheprovider
 
+# Refreshes the README's screenshots in docs/screenshots/.
+screenshots: setup
+	scripts/ensure-services
+	UPDATE_SCREENSHOTS=1 env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest tests/e2e/test_screenshots.py
+
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache build *.egg-info

@@ -4,13 +4,12 @@ A malformed value stops the process with a message naming the variable (environs
 `.env.example` documents every variable.
 """
 
-import hashlib
-import hmac
-import secrets
 from pathlib import Path
 
 from environs import Env
 from marshmallow.validate import OneOf, Range
+
+from sandbox.local_keys import local_secret_key, sandbox_api_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -19,21 +18,7 @@ env = Env()
 env.read_env(BASE_DIR / ".env", recurse=False)
 
 
-def _local_secret_key() -> str:
-    """A per-checkout key kept in var/, so no shared secret ships with the code."""
-    path = VAR_DIR / "secret-key"
-    if not path.exists():
-        VAR_DIR.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def _derived(purpose: str) -> str:
-    return hmac.new(SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).hexdigest()
-
-
-SECRET_KEY = env.str("SECRET_KEY", "") or _local_secret_key()
+SECRET_KEY = env.str("SECRET_KEY", "") or local_secret_key(VAR_DIR)
 DEBUG = env.bool("DEBUG", False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
@@ -145,6 +130,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "runs_ui:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# A tool-outputs form may carry many outputs of up to 512 K characters each (the API's limit), which form
+# encoding can triple: above Django's 2.5 MB default. A larger body gets the 400 page, never a 500.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -194,7 +183,7 @@ CONNECTIONS_ENCRYPTION_KEY = env.str("CONNECTIONS_ENCRYPTION_KEY", "")
 PORT = env.int("PORT", 8000, validate=Range(min=1, max=65535))
 SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", f"http://127.0.0.1:{PORT}/sandbox/v1")
 # The key the sandbox accepts (and the default connection sends); unique per installation.
-SANDBOX_API_KEY = env.str("SANDBOX_API_KEY", "") or f"sk-sandbox-{_derived('sandbox-api-key')[:32]}"
+SANDBOX_API_KEY = env.str("SANDBOX_API_KEY", "") or sandbox_api_key(SECRET_KEY)
 SANDBOX_SPEED = env.float("SANDBOX_SPEED", 1.0, validate=Range(min=0.01, max=1000))
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", 0, validate=Range(min=0, max=60_000))
 # The `openai-poll-after-ms` hint sent with runs (divided by the run's speed).

@@ -17,7 +17,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from .models import AuditRecord
-from .upstream.errors import UpstreamError
+from .upstream.errors import UpstreamError, UpstreamTimeout
 from .upstream.objects import RUN_TERMINAL, Run
 
 #: A pending record older than this is treated as interrupted and reconciled from the run.
@@ -97,10 +97,16 @@ async def succeed(
 
 
 async def fail(record: AuditRecord, started: float, exc: UpstreamError) -> None:
-    record.outcome = AuditRecord.FAILED
     record.upstream_status = exc.status
     record.upstream_message = f"{exc.kind}: {exc.message}"[:4000]
     record.request_id = (exc.request_id or "")[:200]
+    if isinstance(exc, UpstreamTimeout):
+        # The call went out and no answer came back: it may have landed. Like a crash, it stays
+        # "outcome unknown" until the run's state settles it (reconcile), and blocks a blind retry.
+        record.latency_ms = int((time.monotonic() - started) * 1000)
+        await record.asave()
+        return
+    record.outcome = AuditRecord.FAILED
     await _complete(record, started)
 
 

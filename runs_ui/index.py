@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import KnownId, RunSnapshot, ThreadEntry
-from .upstream.objects import Message, Run, Step, Thread
+from .upstream.objects import Message, Run, Step, Thread, is_id
 
 # Snapshot columns a page may overwrite; `transitions` belongs to the watcher and is merged, not replaced.
 SNAPSHOT_FIELDS = [
@@ -33,7 +33,19 @@ SNAPSHOT_FIELDS = [
 
 
 def _dt(ts: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, tz=UTC) if ts is not None else None
+    """A timestamp for the index; None when it is no time a database can hold (e.g. milliseconds)."""
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _count(n: int | None) -> int | None:
+    """A token count for the index's integer columns; one that does not fit is left out (the run's own
+    page still shows it)."""
+    return n if n is not None and 0 <= n < 2**31 else None
 
 
 def snapshot_values(run: Run) -> dict:
@@ -47,9 +59,9 @@ def snapshot_values(run: Run) -> dict:
         "started_at": _dt(run.started_at),
         "ended_at": _dt(run.ended_at),
         "expires_at": _dt(run.expires_at),
-        "prompt_tokens": usage.prompt_tokens if usage else None,
-        "completion_tokens": usage.completion_tokens if usage else None,
-        "total_tokens": usage.total_tokens if usage else None,
+        "prompt_tokens": _count(usage.prompt_tokens) if usage else None,
+        "completion_tokens": _count(usage.completion_tokens) if usage else None,
+        "total_tokens": _count(usage.total_tokens) if usage else None,
         "metadata": run.metadata,
     }
 
@@ -60,8 +72,14 @@ async def record_thread(
     source: str = "opened",
     thread: Thread | None = None,
     seen_at: datetime | None = None,
-) -> ThreadEntry:
-    """Remember a thread (creating its entry if new) and mark it seen now (or at `seen_at`)."""
+) -> ThreadEntry | None:
+    """Remember a thread (creating its entry if new) and mark it seen now (or at `seen_at`).
+
+    Ids come from URLs (checked) and from upstream answers (not): one that is not a thread id is not
+    recorded (None), so the index only ever holds ids a page can be made for.
+    """
+    if not is_id("thread", thread_id):
+        return None
     defaults = {"last_seen": seen_at or timezone.now()}
     if thread is not None:
         defaults["metadata"] = thread.metadata
@@ -79,8 +97,8 @@ async def record_runs(connection: str, thread_id: str, runs: list[Run], touch: b
 
     `touch`: the thread counts as seen now (not when the runs only came along with a listing).
     """
-    runs = [r for r in runs if r.id]
-    if not runs:
+    runs = [r for r in runs if is_id("run", r.id)]
+    if not runs or not is_id("thread", thread_id):
         return
     if touch:
         entry = await record_thread(connection, thread_id)
@@ -132,10 +150,17 @@ async def record_transition(
 
 async def record_ids(connection: str, thread_id: str, objects: list[Step | Message]) -> None:
     """Remember where step and message ids live (for the go-to box)."""
+    if not is_id("thread", thread_id):
+        return
     rows = [
-        KnownId(connection=connection, object_id=o.id, thread_id=thread_id, run_id=o.run_id or "")
+        KnownId(
+            connection=connection,
+            object_id=o.id,
+            thread_id=thread_id,
+            run_id=o.run_id if is_id("run", o.run_id) else "",
+        )
         for o in objects
-        if o.id
+        if is_id("step", o.id) or is_id("message", o.id)
     ]
     if rows:
         await KnownId.objects.abulk_create(rows, ignore_conflicts=True)

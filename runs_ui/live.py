@@ -290,7 +290,7 @@ class _PushCache:
                 future.set_result(await shared().get_state(f"push:{push_id}"))
             except Exception as exc:
                 future.set_exception(exc)
-                del self._items[push_id]
+                self._items.pop(push_id, None)  # it may have been evicted meanwhile
                 raise
         return await asyncio.shield(future)
 

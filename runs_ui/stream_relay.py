@@ -18,8 +18,8 @@ from django.conf import settings
 
 from . import index
 from .shared_state import shared
-from .upstream.errors import BadResponse, UpstreamError
-from .upstream.objects import Message, MessageDelta, Run, Step, StepDelta, StreamEvent, Thread
+from .upstream.errors import BadResponse, UpstreamError, UpstreamTimeout
+from .upstream.objects import Message, MessageDelta, Run, Step, StepDelta, StreamEvent, Thread, is_id
 from .watcher import RunWatch, background, watcher
 
 log = logging.getLogger(__name__)
@@ -192,9 +192,15 @@ async def _relay(conn: str, client, open_stream, first: asyncio.Future, known: R
                 await relay.watch.observe_run(known, time.time())
                 first.set_result(Started(known, request_id))
             async for event in events:
-                if isinstance(event.data, Thread) and event.data.id:
+                if isinstance(event.data, Thread):
                     await index.record_thread(conn, event.data.id, "created", event.data)
-                if relay.watch is None and isinstance(event.data, Run) and event.data.id:
+                if relay.watch is None and isinstance(event.data, Run):
+                    if not (is_id("run", event.data.id) and is_id("thread", event.data.thread_id)):
+                        # Nothing here can be made of it: no page, no watch.
+                        raise BadResponse(
+                            "The upstream reported the run without a valid run and thread id; "
+                            "it may have started, but it cannot be followed here."
+                        )
                     relay.attach(event.data, client)
                     if not first.done():
                         first.set_result(Started(event.data, request_id))
@@ -234,4 +240,11 @@ async def start(conn: str, client, open_stream, *, known: Run | None = None) -> 
     task = background(_relay(conn, client, open_stream, first, known), "stream-relay")
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
-    return await asyncio.wait_for(asyncio.shield(first), timeout=settings.UPSTREAM_TIMEOUT + 5)
+    try:
+        return await asyncio.wait_for(asyncio.shield(first), timeout=settings.UPSTREAM_TIMEOUT + 5)
+    except TimeoutError:
+        first.cancel()  # the relay goes on (a late run is still relayed) but reports to nobody
+        raise UpstreamTimeout(
+            "The upstream accepted the call but did not report the run in time; "
+            "it may have started — look at the thread before trying again."
+        ) from None

@@ -152,12 +152,14 @@ class _Watch:
                 except UpstreamError as exc:
                     self.errors += 1
                     delay = min(MAX_ERROR_DELAY, 2**self.errors) * random.uniform(0.75, 1.25)
-                    delay = max(delay, exc.retry_after or 0)
+                    delay = max(delay, min(exc.retry_after or 0, MAX_ERROR_DELAY))
                     log.warning(
                         "watching %s %s: %s; retrying in %.0f s", self.kind, self.lease_id, exc, delay
                     )
                     await self.stale(exc, delay)
-                    # Not wakeable: new viewers must not make us ask before the upstream said to.
+                    # Held through the wait, so no other process asks before the upstream said to; not
+                    # wakeable either, for the same reason.
+                    await store.acquire(lease, delay + settings.WATCH_LEASE_SECONDS)
                     await asyncio.sleep(delay)
                     continue
                 if self.errors:
@@ -406,7 +408,7 @@ class RunWatch(_Watch):
         if exc is None:
             notice = live.stale_notice()
         else:
-            seen = timezone.localtime().strftime("%H:%M:%S UTC")
+            seen = timezone.now().strftime("%H:%M:%S UTC")
             notice = live.stale_notice(
                 f"Live updates for {self.run_id} are delayed ({exc.kind}); showing what was known before "
                 f"{seen}, retrying in {delay:.0f} s."

@@ -97,7 +97,7 @@ def _body(request: HttpRequest, schema) -> dict:
     else:
         try:
             data = json.loads(raw, parse_constant=_reject_constant)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: very deep nesting
             raise bad_request(
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
                 "your HTTP library correctly. The API expects a JSON payload, but what was sent was not "

@@ -4,13 +4,12 @@ Same environment variables as the dashboard's settings for what the sandbox uses
 (environs, validated, defaults inline). Its SQLite file is var/sandbox.sqlite3 unless DATABASE_URL is set.
 """
 
-import hashlib
-import hmac
-import secrets
 from pathlib import Path
 
 from environs import Env
 from marshmallow.validate import Range
+
+from sandbox.local_keys import local_secret_key, sandbox_api_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -19,17 +18,8 @@ env = Env()
 env.read_env(BASE_DIR / ".env", recurse=False)
 
 
-def _local_secret_key() -> str:
-    """The checkout's key in var/ (shared with the dashboard), so both derive the same sandbox key."""
-    path = VAR_DIR / "secret-key"
-    if not path.exists():
-        VAR_DIR.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = env.str("SECRET_KEY", "") or _local_secret_key()
+# The checkout's key in var/ (shared with the dashboard), so both derive the same sandbox key.
+SECRET_KEY = env.str("SECRET_KEY", "") or local_secret_key(VAR_DIR)
 DEBUG = env.bool("DEBUG", False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
@@ -64,8 +54,7 @@ LOGGING = {
 
 PORT = env.int("PORT", 8001, validate=Range(min=1, max=65535))
 SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", f"http://127.0.0.1:{PORT}/v1")
-_derived_key = hmac.new(SECRET_KEY.encode(), b"sandbox-api-key", hashlib.sha256).hexdigest()[:32]
-SANDBOX_API_KEY = env.str("SANDBOX_API_KEY", "") or f"sk-sandbox-{_derived_key}"
+SANDBOX_API_KEY = env.str("SANDBOX_API_KEY", "") or sandbox_api_key(SECRET_KEY)
 SANDBOX_SPEED = env.float("SANDBOX_SPEED", 1.0, validate=Range(min=0.01, max=1000))
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", 0, validate=Range(min=0, max=60_000))
 # The `openai-poll-after-ms` hint sent with runs (divided by the run's speed).

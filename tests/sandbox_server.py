@@ -4,26 +4,21 @@
         sandbox.request("GET", "/threads").json()
 
 The database is a temporary SQLite file, or, when DATABASE_URL points at PostgreSQL, a fresh database
-created on that server (and dropped afterwards), so the PostgreSQL pass exercises real row locks.
+created on that server (and dropped afterwards), so the PostgreSQL pass exercises real row locks
+(tests/processes.py).
 """
 
 import os
 import secrets
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-STARTUP_TIMEOUT = 30.0
+from tests.processes import free_port, manage, serving, temporary_database
 
 
 @dataclass
@@ -62,14 +57,7 @@ class SandboxServer:
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         """`manage.py <args>` against this server's settings and database (e.g. `sandbox_seed`)."""
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=BASE_DIR,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        return manage(self.env, *args)
 
     @contextmanager
     def peer(self) -> Iterator["SandboxServer"]:
@@ -81,79 +69,19 @@ class SandboxServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _database() -> Iterator[str]:
-    url = os.environ.get("DATABASE_URL", "")
-    if urlsplit(url).scheme in ("postgres", "postgresql"):
-        import psycopg
-        from psycopg import sql
-
-        name = f"sandbox_test_{secrets.token_hex(4)}"
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            try:
-                yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-            finally:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        return
-    with tempfile.TemporaryDirectory(prefix="sandbox-test-") as directory:
-        yield f"sqlite:///{Path(directory) / 'sandbox.sqlite3'}"
-
-
-def _wait_until_up(process: subprocess.Popen, base_url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"sandbox exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
-            )
-        try:
-            httpx.get(base_url + "/", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError(
-        f"sandbox did not answer within {STARTUP_TIMEOUT} s:\n{log_path.read_text(errors='replace')}"
-    )
-
-
 @contextmanager
 def _serving(env: dict) -> Iterator[SandboxServer]:
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
-    env = {**env, "PORT": str(port), "SANDBOX_BASE_URL": base_url}
-    with tempfile.NamedTemporaryFile(prefix="sandbox-", suffix=".log", delete=False) as log:
-        log_path = Path(log.name)
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "sandbox.asgi:application",
-        ]
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_up(process, base_url, log_path)
-        server = SandboxServer(base_url=base_url, api_key=env["SANDBOX_API_KEY"], env=env, log_path=log_path)
-        yield server
-        server.close()
-    finally:
-        process.terminate()
+    env = {**env, "SANDBOX_BASE_URL": base_url}
+    with serving("sandbox.asgi:application", env, "/v1/", port) as daphne:
+        server = SandboxServer(
+            base_url=base_url, api_key=env["SANDBOX_API_KEY"], env=env, log_path=daphne.log_path
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_path.unlink(missing_ok=True)
+            yield server
+        finally:
+            server.close()
 
 
 @contextmanager
@@ -164,7 +92,7 @@ def running_sandbox(
 
     `env` adds or overrides environment variables of the server (e.g. {"LOG_LEVEL": "DEBUG"}).
     """
-    with _database() as database_url:
+    with temporary_database("sandbox_test") as database_url:
         server_env = {
             **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
             "DJANGO_SETTINGS_MODULE": "sandbox.standalone_settings",
@@ -173,14 +101,8 @@ def running_sandbox(
             "SANDBOX_API_KEY": f"sk-sandbox-test-{secrets.token_hex(12)}",
             "SANDBOX_SPEED": str(speed),
             "SANDBOX_LATENCY_MS": str(latency_ms),
-            "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=BASE_DIR,
-            env=server_env,
-            check=True,
-        )
+        manage(server_env, "migrate", "--noinput", "-v0")
         with _serving(server_env) as server:
             yield server

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import os
 import time
 import weakref
@@ -52,6 +53,8 @@ INCLUDE_FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*]
 MAX_PAGE = 100
 #: Never sleep longer than this between retries, whatever Retry-After says.
 MAX_RETRY_WAIT = 30.0
+#: The longest Retry-After or openai-poll-after-ms taken as said; longer ones are cut to this.
+MAX_HINT_SECONDS = 3600.0
 #: Cap on a downloaded file (code-interpreter images).
 MAX_FILE_BYTES = 20 * 1024 * 1024
 #: Cap on an upstream message quoted back to a person.
@@ -87,24 +90,29 @@ def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _seconds(value: float) -> float | None:
+    """A wait the upstream asked for, within reason: `inf`, `nan` or a year are not waits to honour."""
+    return min(max(0.0, value), MAX_HINT_SECONDS) if math.isfinite(value) else None
+
+
 def _retry_after(headers: httpx.Headers) -> float | None:
     if ms := headers.get("retry-after-ms"):
         try:
-            return max(0.0, float(ms) / 1000)
+            return _seconds(float(ms) / 1000)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _seconds(float(value))
     except ValueError:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return _seconds(when.timestamp() - time.time())
 
 
 def _info(headers: httpx.Headers) -> ResponseInfo:
@@ -112,7 +120,7 @@ def _info(headers: httpx.Headers) -> ResponseInfo:
         headers.get("x-request-id") or headers.get("apim-request-id") or headers.get("x-ms-request-id")
     )
     try:
-        poll_after = int(headers["openai-poll-after-ms"])
+        poll_after = min(max(0, int(headers["openai-poll-after-ms"])), int(MAX_HINT_SECONDS * 1000))
     except (KeyError, ValueError):
         poll_after = None
     return ResponseInfo(request_id, poll_after)
@@ -125,7 +133,7 @@ def _error_for(response: httpx.Response, info: ResponseInfo, secret: str = "") -
     content_type = response.headers.get("content-type", "")
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict):
         err = body.get("error", body)
@@ -140,14 +148,11 @@ def _error_for(response: httpx.Response, info: ResponseInfo, secret: str = "") -
         if "html" in content_type:
             message = f"The upstream answered HTTP {status} {reason} with an HTML page."
         elif response.text.strip():
-            message = f"HTTP {status} {reason}: {_clip(response.text.strip(), 300)}"
+            message = f"HTTP {status} {reason}: {_clip(_redact(response.text.strip(), secret), 300)}"
         else:
             message = f"The upstream answered HTTP {status} {reason}."
-    if secret:
-        # Some servers echo the key they rejected; the message is shown to people who must not see it.
-        message = message.replace(secret, "[redacted]")
     return for_status(status)(
-        _clip(message),
+        _clip(_redact(message, secret)),
         status=status,
         request_id=info.request_id,
         code=code,
@@ -156,10 +161,16 @@ def _error_for(response: httpx.Response, info: ResponseInfo, secret: str = "") -
     )
 
 
+def _redact(text: str, secret: str) -> str:
+    """Some servers echo the key they rejected; what they say is shown to people who must not see it.
+    Redacted before any clipping, so no part of the key survives a cut."""
+    return text.replace(secret, "[redacted]") if secret else text
+
+
 def _json_body(response: httpx.Response, info: ResponseInfo) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # json raises RecursionError for very deep nesting
         kind = response.headers.get("content-type", "no content type").split(";")[0]
         raise BadResponse(
             f"The upstream answered HTTP {response.status_code} with something that is not JSON ({kind}).",
@@ -238,7 +249,13 @@ class AssistantsClient:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.base_url).netloc or self.base_url
+        """Host and port, for messages and pages: never the `user:password@` a URL may carry."""
+        try:
+            parts = urlsplit(self.base_url)
+            host = parts.hostname or ""
+            return f"{host}:{parts.port}" if parts.port else host or "the upstream"
+        except ValueError:
+            return "the upstream"
 
     def _url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
@@ -439,9 +456,13 @@ class AssistantsClient:
             f"/threads/{_seg(thread_id)}/messages", Message.from_json, run_id=run_id, **page
         )
 
-    def iter_messages(self, thread_id: str, order: str = "asc") -> AsyncIterator[Message]:
+    def iter_messages(
+        self, thread_id: str, order: str = "asc", run_id: str | None = None
+    ) -> AsyncIterator[Message]:
         return self._all(
-            lambda after: self.list_messages(thread_id, limit=MAX_PAGE, order=order, after=after)
+            lambda after: self.list_messages(
+                thread_id, run_id=run_id, limit=MAX_PAGE, order=order, after=after
+            )
         )
 
     async def get_message(self, thread_id: str, message_id: str) -> Message:
@@ -514,6 +535,11 @@ class AssistantsClient:
             raise _transport_error(exc, self.host) from None
         except SSEError as exc:
             raise BadResponse(f"The stream was not readable: {exc}") from None
+        except UpstreamError as exc:
+            # An error event mid-stream: the upstream's words, clipped and without the key.
+            exc.message = _clip(_redact(exc.message, self.api_key))
+            exc.args = (exc.message,)
+            raise
 
 
 @dataclass

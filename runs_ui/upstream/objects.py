@@ -53,8 +53,15 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+#: Integers beyond what JSON numbers hold exactly are not timestamps or token counts (the raw JSON
+#: still shows them); arithmetic on them (durations as floats) would overflow.
+MAX_INT = 2**53
+
+
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_INT:
+        return None
+    return value
 
 
 def _num(value: Any) -> float | None:

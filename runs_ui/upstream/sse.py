@@ -40,7 +40,7 @@ def parse_event(sse: ServerSentEvent) -> StreamEvent:
     parse = _parser_for(name)
     try:
         data = json.loads(sse.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: very deep nesting
         if parse is None and name != "error":
             return StreamEvent(name, sse.data)  # a future or vendor event (e.g. a keep-alive): kept as sent
         raise BadResponse(f"The stream sent an unreadable '{name}' event.") from None

@@ -2,7 +2,8 @@
 
 Each is a form page (GET shows it, POST acts) for operators only. Every POST re-reads the run first, so
 a form drawn for an earlier state is refused with a clear message; writes an audit record before the
-upstream call and completes it after; and is never retried. Runs started or resumed here stream.
+upstream call and completes it after; and is never retried blindly (only a call that could not connect,
+so never reached the upstream, is sent again). Runs started or resumed here stream.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..assistants import assistant_names
 from ..connections import default_client, info_for
 from ..forms import CancelForm, CreateThreadAndRunForm, MetadataForm, StartRunForm, ToolOutputsForm
 from ..links import url_for
-from ..upstream.errors import UpstreamError
+from ..upstream.errors import UpstreamError, UpstreamTimeout
 from ..upstream.objects import RUN_TERMINAL
 from ..watcher import watcher
 from .responses import check_id, render_page, upstream_error, upstream_view
@@ -51,6 +52,21 @@ def _form_page(request, template: str, context: dict, form):
     return render_page(request, template, context, status=status)
 
 
+def _run_form_page(request, template: str, client, ids: tuple[str, str], run, form, blocker: str = ""):
+    """The form page of an action on one run; `ids`: its thread and run id, as the URL has them."""
+    thread_id, run_id = ids
+    context = {
+        "conn": client.name,
+        "connection": info_for(client),
+        "thread_id": thread_id,
+        "run": run,
+        "run_url": _run_url(client, thread_id, run_id),
+        "form": form,
+        "blocker": blocker,
+    }
+    return _form_page(request, template, context, form)
+
+
 async def _current_run(client, thread_id: str, run_id: str):
     """The run as it is now, with any interrupted audit records of it settled first."""
     check_id("thread", thread_id)
@@ -62,8 +78,22 @@ async def _current_run(client, thread_id: str, run_id: str):
     return run
 
 
-def _run_url(client, run) -> str:
-    return url_for("run", client.name, thread_id=run.thread_id, run_id=run.id)
+def _failure(what: str, exc: UpstreamError) -> str:
+    """What the form says when the call failed: the upstream's words, or, when no answer came, that the
+    action may still have landed (its audit record stays "outcome unknown" until the run settles it)."""
+    if isinstance(exc, UpstreamTimeout):
+        return (
+            f"No answer from the upstream in time ({exc.message}) — it may have acted anyway. "
+            "The audit record says “outcome unknown” until the run's state settles it; "
+            "look at the run before trying again."
+        )
+    return f"{what}: {exc.message}"
+
+
+def _run_url(client, thread_id: str, run_id: str) -> str:
+    """The run page, by the ids of the URL (or of a run the stream reported, checked there): never by ids
+    of an upstream answer, which may be missing."""
+    return url_for("run", client.name, thread_id=thread_id, run_id=run_id)
 
 
 # --- cancel ----------------------------------------------------------------------------------------
@@ -96,7 +126,7 @@ async def cancel_run(request, client, thread_id, run_id):
                 result = await client.cancel_run(thread_id, run_id)
             except UpstreamError as exc:
                 await audit.fail(record, started, exc)
-                form.add_error(None, f"The upstream did not cancel the run: {exc.message}")
+                form.add_error(None, _failure("The upstream did not cancel the run", exc))
             else:
                 await audit.succeed(record, started, run=result)
                 watcher.touch_run(client.name, thread_id, run_id)
@@ -105,17 +135,10 @@ async def cancel_run(request, client, thread_id, run_id):
                     f"Cancel sent: the run is {result.status.replace('_', ' ')}. "
                     "This page follows it until it ends.",
                 )
-                return redirect(_run_url(client, run))
-    context = {
-        "conn": client.name,
-        "connection": info_for(client),
-        "thread_id": thread_id,
-        "run": run,
-        "run_url": _run_url(client, run),
-        "form": form,
-        "blocker": blocker,
-    }
-    return _form_page(request, "runs_ui/actions/cancel_run.html", context, form)
+                return redirect(_run_url(client, thread_id, run_id))
+    return _run_form_page(
+        request, "runs_ui/actions/cancel_run.html", client, (thread_id, run_id), run, form, blocker
+    )
 
 
 async def _cancel_blocker(client, run) -> str:
@@ -160,17 +183,10 @@ async def submit_tool_outputs(request, client, thread_id, run_id):
             blocker = await _submit(request, client, run, form)
             if not blocker and not form.errors:
                 flash.success(request, "Outputs submitted: the run continues below, live.")
-                return redirect(_run_url(client, run))
-    context = {
-        "conn": client.name,
-        "connection": info_for(client),
-        "thread_id": thread_id,
-        "run": run,
-        "run_url": _run_url(client, run),
-        "form": form,
-        "blocker": blocker,
-    }
-    return _form_page(request, "runs_ui/actions/submit_tool_outputs.html", context, form)
+                return redirect(_run_url(client, thread_id, run_id))
+    return _run_form_page(
+        request, "runs_ui/actions/submit_tool_outputs.html", client, (thread_id, run_id), run, form, blocker
+    )
 
 
 async def _submit(request, client, run, form) -> str:
@@ -197,7 +213,7 @@ async def _submit(request, client, run, form) -> str:
         )
     except UpstreamError as exc:
         await audit.fail(record, started, exc)
-        form.add_error(None, f"The upstream refused the outputs: {exc.message}")
+        form.add_error(None, _failure("The upstream refused the outputs", exc))
         return ""
     await audit.succeed(
         record,
@@ -238,22 +254,16 @@ async def modify_metadata(request, client, thread_id, run_id):
                 result = await client.modify_run(thread_id, run_id, metadata)
             except UpstreamError as exc:
                 await audit.fail(record, started, exc)
-                form.add_error(None, f"The upstream refused the metadata: {exc.message}")
+                form.add_error(None, _failure("The upstream refused the metadata", exc))
             else:
                 await audit.succeed(record, started, run=result)
                 await index.record_runs(client.name, thread_id, [result])
                 watcher.touch_run(client.name, thread_id, run_id, seconds=10)
                 flash.success(request, "Metadata saved.")
-                return redirect(_run_url(client, run))
-    context = {
-        "conn": client.name,
-        "connection": info_for(client),
-        "thread_id": thread_id,
-        "run": run,
-        "run_url": _run_url(client, run),
-        "form": form,
-    }
-    return _form_page(request, "runs_ui/actions/modify_metadata.html", context, form)
+                return redirect(_run_url(client, thread_id, run_id))
+    return _run_form_page(
+        request, "runs_ui/actions/modify_metadata.html", client, (thread_id, run_id), run, form
+    )
 
 
 # --- start runs ------------------------------------------------------------------------------------
@@ -287,7 +297,7 @@ async def create_run(request, client, thread_id):
             lambda: client.stream_create_run(thread_id, form.cleaned_data["assistant_id"], **options),
         )
         if run is not None:
-            return redirect(_run_url(client, run))
+            return redirect(_run_url(client, run.thread_id, run.id))
     context = {"conn": client.name, "connection": info_for(client), "thread_id": thread_id, "form": form}
     return _form_page(request, "runs_ui/actions/create_run.html", context, form)
 
@@ -315,7 +325,7 @@ async def create_thread_and_run(request):
             )
             if run is not None:
                 await index.record_thread(client.name, run.thread_id, "created")
-                return redirect(_run_url(client, run))
+                return redirect(_run_url(client, run.thread_id, run.id))
     except UpstreamError as exc:
         return upstream_error(request, exc, client)
     context = {
@@ -342,7 +352,7 @@ async def _start(request, client, form, action, thread_id, options, open_stream)
         run, request_id = await stream_relay.start(client.name, client, open_stream)
     except UpstreamError as exc:
         await audit.fail(record, started, exc)
-        form.add_error(None, f"The upstream did not start the run: {exc.message}")
+        form.add_error(None, _failure("The upstream did not start the run", exc))
         return None
     await audit.succeed(record, started, run=run, request_id=request_id)
     await index.record_runs(client.name, run.thread_id, [run])

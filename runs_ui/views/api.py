@@ -55,7 +55,7 @@ async def register_threads(request):
         return response
     try:
         body = json.loads(request.body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: very deep nesting
         return _error("The body must be JSON.", 400)
     if not isinstance(body, dict):
         return _error('The body must be an object like {"thread_ids": ["thread_…"]}.', 400)

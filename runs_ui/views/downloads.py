@@ -10,7 +10,6 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET
 
 from ..connections import info_for
-from ..upstream.client import MAX_PAGE
 from .pages import CONCURRENCY
 from .responses import check_id, upstream_view
 
@@ -72,14 +71,7 @@ async def export_run(request, client, thread_id, run_id):
     run = await client.get_run(thread_id, run_id)
 
     async def run_messages():
-        out, after = [], None
-        while True:
-            page = await client.list_messages(
-                thread_id, run_id=run_id, limit=MAX_PAGE, order="asc", after=after
-            )
-            out += [m.raw for m in page.data]
-            if not (after := page.next_after):
-                return out
+        return [m.raw async for m in client.iter_messages(thread_id, order="asc", run_id=run_id)]
 
     exported, messages = await asyncio.gather(_run_export(client, run), run_messages())
     return _download(

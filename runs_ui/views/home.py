@@ -196,7 +196,10 @@ async def goto(request):
 
 async def _target_for(query: str) -> str | None:
     if "/" in query:
-        path = urlsplit(query).path or query
+        try:
+            path = urlsplit(query).path or query
+        except ValueError:  # e.g. "http://[x/": not a URL, so nothing to open
+            return None
         try:
             match = resolve(path)
         except Resolver404:

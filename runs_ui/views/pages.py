@@ -1,7 +1,8 @@
 """Read-only pages of one thread: its timeline, a run, a step (and the polling fallback of their live view).
 
-Each page's shell arrives first (one upstream call, for the object the URL names); its lists fill in
-through htmx partials served by the same view (`?part=…`), whose upstream requests run concurrently.
+Each page's shell arrives first (one round of concurrent upstream calls: the object the URL names and
+what its header needs); its lists fill in through htmx partials served by the same view (`?part=…`),
+whose upstream requests run concurrently too.
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ async def _timeline(request, client, thread_id, order):
     if messages:
         await index.record_ids(conn, thread_id, messages.data)
     next_url = ""
-    if page.has_more:
+    # An upstream that ignores the cursor would send the same page again: no endless "load more".
+    moved = (page.runs_after, page.messages_after) != (runs_after, messages_after)
+    if page.has_more and moved:
         query = {"part": "timeline", "order": order}
         for key, value in (("runs_after", page.runs_after), ("messages_after", page.messages_after)):
             if value:
@@ -250,7 +253,7 @@ async def _steps(request, client, thread_id, run_id):
     await index.record_ids(conn, thread_id, steps.data)
     used = [m for m in run_messages.data if m.id in messages]
     next_url = ""
-    if steps.next_after:
+    if steps.next_after and steps.next_after != after:  # a repeated cursor would loop forever
         query = {"part": "steps", "after": steps.next_after}
         if cursor := (used[-1].id if used else messages_after):
             query["messages_after"] = cursor

@@ -109,6 +109,21 @@
     setInterval(() => localizeTimes(document), 30000);
   });
   // --- live updates ------------------------------------------------------------------------------
+  // A push names elements by id; one for something this page does not show (yet) — a run row before
+  // the timeline has drawn it, say — has nothing to replace, and the list draws it fresh when it loads.
+  // Such parts are dropped quietly here, rather than htmx logging an error for each.
+  htmx.defineExtension("live-oob", {
+    transformResponse(text) {
+      const tpl = document.createElement("template");
+      tpl.innerHTML = text;
+      const missing = Array.from(tpl.content.children).filter(
+        (el) => el.hasAttribute("hx-swap-oob") && el.id && !document.getElementById(el.id),
+      );
+      missing.forEach((el) => el.remove());
+      return missing.length ? tpl.innerHTML : text;
+    },
+  });
+
   // Pushed fragments replace elements by id (htmx's ws extension). Lists are merged by JS: a
   // <template data-merge> in #live-merge carries items to replace where present and add otherwise.
   // A list still showing a "load more" loader is not complete: live items join it only once it is.

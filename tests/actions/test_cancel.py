@@ -2,8 +2,20 @@
 
 import asyncio
 
+import httpx
+
 from runs_ui.watcher import watcher
-from tests.actions.conftest import calls_to, follow, post_form, records, run_path, sandbox_run, text
+from tests.actions.conftest import (
+    calls_to,
+    fault,
+    follow,
+    forward,
+    post_form,
+    records,
+    run_path,
+    sandbox_run,
+    text,
+)
 from tests.fixtures import eventually
 
 
@@ -117,3 +129,20 @@ async def test_a_run_stuck_in_cancelling_is_flagged_after_the_threshold(operator
     assert "has been cancelling for" not in text(soon)
     assert "This run has been cancelling for" in text(later)
     assert "the upstream may not be able to stop it" in text(later)
+
+
+async def test_a_run_answer_without_its_ids_still_gives_the_form_and_the_way_back_by_the_urls_ids(
+    operator_client, make_run, spy
+):
+    run = make_run("slow", speed=10)
+
+    async def without_ids(request):
+        answer = await forward(request)
+        body = {k: v for k, v in answer.json().items() if k not in ("id", "thread_id")}
+        return httpx.Response(200, json=body)
+
+    fault(spy, "GET", f"/runs/{run.run_id}", side_effect=without_ids)
+    response = await operator_client.get(run_path(run, "cancel"))
+
+    assert response.status_code == 200
+    assert f'href="{run_path(run)}"' in response.content.decode()

@@ -14,9 +14,7 @@ import re
 import resource
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,10 +25,9 @@ from pathlib import Path
 import httpx
 
 from tests.benchmarks import wsclient
+from tests.processes import BASE_DIR, Daphne, free_port, manage
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-DAPHNE = str(Path(sys.executable).with_name("daphne"))
 USERNAME, PASSWORD = "bench", "bench-password-1234"
 #: The added upstream latency every benchmark runs with (issue 3 and 4: "50 ms added latency").
 LATENCY_MS = 50
@@ -275,28 +272,11 @@ class RequestLog:
 # --- the dashboard, served by daphne --------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
-class Dashboard:
+class Dashboard(Daphne):
     """One daphne process serving the dashboard (or tests.benchmarks.bench_asgi around it)."""
 
-    port: int
-    process: subprocess.Popen
-    log_path: Path
     cookies: dict = field(default_factory=dict)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -311,9 +291,6 @@ class Dashboard:
     def client(self, **kwargs) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, cookies=self.cookies, timeout=60, **kwargs)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
 
 @dataclass
 class DashboardSite:
@@ -324,39 +301,12 @@ class DashboardSite:
     processes: list[Dashboard] = field(default_factory=list)
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=BASE_DIR,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        return manage(self.env, *args)
 
     def start(self, app: str = "dashboard.asgi:application") -> Dashboard:
         port = free_port()
-        log_path = self.directory / f"daphne-{port}.log"
-        log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), app],
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        dashboard = Dashboard(port, process, log_path)
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {process.returncode}:\n{dashboard.log()}")
-            try:
-                httpx.get(dashboard.url + "/accounts/login/", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not answer:\n{dashboard.log()}") from None
-                time.sleep(0.1)
+        dashboard = Dashboard.start(app, self.env, self.directory / f"daphne-{port}.log", port)
+        dashboard.wait_until_up("/accounts/login/")
         dashboard.cookies = login(dashboard.url)
         self.processes.append(dashboard)
         return dashboard
@@ -365,11 +315,7 @@ class DashboardSite:
         for dashboard in self.processes:
             dashboard.process.terminate()
         for dashboard in self.processes:
-            try:
-                dashboard.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                dashboard.process.kill()
-                dashboard.process.wait()
+            dashboard.stop()
         self.processes = []
 
 

@@ -11,23 +11,14 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
+from tests.processes import forget_redis_keys, manage, serving, temporary_database
 from tests.sandbox_server import SandboxServer
-
-BASE_DIR = Path(__file__).resolve().parents[2]
-DAPHNE = Path(sys.executable).with_name("daphne")
-STARTUP_TIMEOUT = 30.0
 
 OPERATOR = ("olivia", "olivia-e2e-password-1234")
 VIEWER = ("victor", "victor-e2e-password-1234")
@@ -40,12 +31,6 @@ for (name, password), group in [({OPERATOR!r}, "operator"), ({VIEWER!r}, "viewer
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Dashboard:
     url: str
@@ -53,60 +38,16 @@ class Dashboard:
     log_path: Path = field(repr=False)
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=BASE_DIR,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        return manage(self.env, *args)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
 @contextmanager
-def _database() -> Iterator[str]:
-    """A temporary SQLite file, or a fresh PostgreSQL database when the session's DATABASE_URL is one."""
-    url = os.environ.get("DATABASE_URL", "")
-    if urlsplit(url).scheme in ("postgres", "postgresql"):
-        import psycopg
-        from psycopg import sql
-
-        name = f"e2e_test_{secrets.token_hex(4)}"
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            try:
-                yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-            finally:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        return
-    with tempfile.TemporaryDirectory(prefix="e2e-dashboard-") as directory:
-        yield f"sqlite:///{Path(directory) / 'dashboard.sqlite3'}"
-
-
-def _wait_until_up(process: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"daphne exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
-            )
-        with suppress(httpx.TransportError):
-            httpx.get(url + "/accounts/login/", timeout=1)
-            return
-        time.sleep(0.05)
-    raise RuntimeError(
-        f"daphne did not answer in {STARTUP_TIMEOUT} s:\n{log_path.read_text(errors='replace')}"
-    )
-
-
-@contextmanager
 def running_dashboard(sandbox: SandboxServer, **extra_env: str) -> Iterator[Dashboard]:
     """Migrates a fresh database, creates the operator and the viewer, serves the dashboard with daphne."""
-    port = free_port()
-    with _database() as database_url:
+    with temporary_database("e2e_dashboard") as database_url:
         inherited = {
             k: v
             for k, v in os.environ.items()
@@ -120,45 +61,21 @@ def running_dashboard(sandbox: SandboxServer, **extra_env: str) -> Iterator[Dash
             "ASSISTANTS_API_BASE_URL": sandbox.base_url,
             "ASSISTANTS_API_KEY": sandbox.api_key,
             "ASSISTANTS_API_PROFILE": "sandbox",
-            "PORT": str(port),
             "WATCH_FAST_SECONDS": "0.2",
             "WATCH_SLOW_SECONDS": "1",
-            "PYTHONUNBUFFERED": "1",
             **extra_env,
         }
         if os.environ.get("REDIS_URL"):
             env["REDIS_URL"] = os.environ["REDIS_URL"]
             env["REDIS_PREFIX"] = f"e2e-{secrets.token_hex(4)}"
-        for args in (["migrate", "--noinput", "-v0"], ["shell", "-v0", "-c", _CREATE_USERS]):
-            subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
-        url = f"http://127.0.0.1:{port}"
-        with tempfile.NamedTemporaryFile(prefix="e2e-daphne-", suffix=".log", delete=False) as log:
-            log_path = Path(log.name)
-            command = [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "dashboard.asgi:application"]
-            process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(env, "shell", "-v0", "-c", _CREATE_USERS)
         try:
-            _wait_until_up(process, url, log_path)
-            yield Dashboard(url=url, env=env, log_path=log_path)
+            with serving("dashboard.asgi:application", env, "/accounts/login/") as daphne:
+                yield Dashboard(url=daphne.url, env=env, log_path=daphne.log_path)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log_path.unlink(missing_ok=True)
             if env.get("REDIS_PREFIX"):
-                _forget_redis_keys(env["REDIS_URL"], env["REDIS_PREFIX"])
-
-
-def _forget_redis_keys(url: str, prefix: str) -> None:
-    """The dashboard's keys (channel layer, leases, live states) under this run's own prefix."""
-    import redis
-
-    with redis.Redis.from_url(url) as client:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+                forget_redis_keys(env["REDIS_URL"], env["REDIS_PREFIX"] + ":")
 
 
 class CuttableProxy:

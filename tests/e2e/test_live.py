@@ -176,3 +176,25 @@ def test_a_cut_socket_shows_its_state_falls_back_to_polling_reconnects_and_ends_
         "Here is what I found about Keep going without me."
     )
     assert statuses(page)[-1]["status"] == "completed"
+
+
+def test_a_push_for_a_row_the_timeline_has_not_drawn_yet_is_dropped_quietly(page, stack, console):
+    """The socket can be faster than the timeline partial: its resync names the active run's row before
+    the row exists. Nothing to replace, no console error; the row, once drawn, is current and live."""
+    run = stack.make_run("slow", speed=1, message="Keep going for a while.")
+    stack.wait_for(run, "in_progress")
+    held = []
+    page.route(re.compile(r".*[?&]part=timeline.*"), lambda route: held.append(route))
+
+    page.goto(run.thread_path)
+    expect(page.locator("#live-state")).to_have_text("live")
+    page.wait_for_timeout(2500)  # the resync and a push or two arrive while the rows are held back
+    assert held, "the timeline partial was held"
+    assert page.locator(f"[id='run-{run.run_id}']").count() == 0
+
+    for route in held:
+        route.continue_()
+    row = page.locator(f"[id='run-{run.run_id}']")
+    expect(row).to_be_visible()
+    expect(row.locator(".badge").first).to_have_text("in progress")
+    # `console` fails the test at teardown on any JavaScript error (htmx:oobErrorNoTarget among them).

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from runs_ui import index, live
-from runs_ui.upstream.objects import Run
+from runs_ui.upstream.objects import Run, Step
 from runs_ui.watcher import watcher
 from tests.fixtures import eventually
 from tests.live.support import (
@@ -145,6 +145,24 @@ async def test_new_steps_and_message_text_arrive_as_merge_templates(open_socket,
     steps_template = f'<template data-merge="steps" data-run="{run.run_id}">'
     merged = [html for html in socket.messages if steps_template in html]
     assert set().union(*(step_ids(html) for html in merged)) == {s["id"] for s in steps["data"]}
+
+
+def test_a_message_step_pushed_before_its_message_is_fetched_leaves_room_for_the_messages_body():
+    """Steps and messages are fetched in separate polls; the body pushed later must find its place."""
+    step = Step.from_json(
+        {
+            "id": "step_1",
+            "run_id": "run_1",
+            "thread_id": "thread_1",
+            "type": "message_creation",
+            "status": "completed",
+            "step_details": {"type": "message_creation", "message_creation": {"message_id": "msg_1"}},
+        }
+    )
+    run = Run.from_json({"id": "run_1", "thread_id": "thread_1", "status": "in_progress"})
+    html = live.render_steps("default", run, [step], messages={})
+    placeholder = re.search(r'<div class="message-body" data-message-body="msg_1">(.*?)</div>', html, re.S)
+    assert placeholder and "Created message" in placeholder.group(1)
 
 
 async def test_the_thread_socket_gets_new_runs_started_on_the_thread(

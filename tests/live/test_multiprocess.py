@@ -9,20 +9,15 @@ import os
 import re
 import secrets
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-import redis
-
 from tests.live.support import REDIS_URL, SESSION_PREFIX, sandbox_get, sandbox_post, status_sequence, step_ids
 from tests.live.ws_client import Closed, WebSocket
-from tests.sandbox_server import BASE_DIR, _database, _free_port
+from tests.processes import Daphne, forget_redis_keys, manage, temporary_database
 
 SOCKETS_PER_PROCESS = 3
 MP_PREFIX = f"{SESSION_PREFIX}-mp"
@@ -42,18 +37,10 @@ print(session.session_key)
 """
 
 
-@dataclass
-class Dashboard:
-    process: subprocess.Popen
-    port: int
-    log_path: Path
-
+class Dashboard(Daphne):
     @property
     def agent(self) -> str:
-        return f"runs-dashboard/0.1 (pid {self.process.pid})"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return f"runs-dashboard/0.1 (pid {self.pid})"
 
 
 @dataclass
@@ -80,25 +67,14 @@ class Viewer:
         return [m for m, t in zip(self.messages, self.arrived, strict=True) if t >= moment]
 
 
-def _wait_until_up(dashboard: Dashboard, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if dashboard.process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {dashboard.process.returncode}:\n{dashboard.log()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{dashboard.port}/accounts/login/", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"daphne did not answer within {timeout} s:\n{dashboard.log()}")
-
-
 @contextlib.contextmanager
 def dashboards(sandbox, count: int = 2) -> Iterator[tuple[list[Dashboard], str]]:
     """`count` daphne processes sharing one fresh database and one Redis prefix; yields them and a
     session key of an operator signed in on all of them."""
-    with _database() as database_url, tempfile.TemporaryDirectory(prefix="dashboards-") as directory:
+    with (
+        temporary_database("dashboards") as database_url,
+        tempfile.TemporaryDirectory(prefix="dashboards-") as directory,
+    ):
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("SANDBOX_", "DJANGO_"))},
             "DJANGO_SETTINGS_MODULE": "dashboard.settings",
@@ -115,58 +91,22 @@ def dashboards(sandbox, count: int = 2) -> Iterator[tuple[list[Dashboard], str]]
             "WATCH_LEASE_SECONDS": "1",
             "UPSTREAM_RETRIES": "0",
             "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
         }
-        manage = [sys.executable, "manage.py"]
-        subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True)
+        manage(env, "migrate", "--noinput", "-v0")
         started: list[Dashboard] = []
         try:
             for n in range(count):
-                port = _free_port()
-                log_path = Path(directory) / f"daphne-{n}.log"
-                with open(log_path, "w") as log:
-                    process = subprocess.Popen(
-                        [
-                            str(Path(sys.executable).parent / "daphne"),
-                            "-b",
-                            "127.0.0.1",
-                            "-p",
-                            str(port),
-                            "dashboard.asgi:application",
-                        ],
-                        cwd=BASE_DIR,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                started.append(Dashboard(process, port, log_path))
+                app = "dashboard.asgi:application"
+                started.append(Dashboard.start(app, env, Path(directory) / f"daphne-{n}.log"))
             # While they start: an operator and a session for it (the shell may print a banner first).
-            session_key = subprocess.run(
-                [*manage, "shell", "-c", CREATE_SESSION],
-                cwd=BASE_DIR,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split()[-1]
+            session_key = manage(env, "shell", "-c", CREATE_SESSION).stdout.split()[-1]
             for dashboard in started:
-                _wait_until_up(dashboard)
+                dashboard.wait_until_up("/accounts/login/")
             yield started, session_key
         finally:
             for dashboard in started:
-                if dashboard.process.poll() is None:
-                    dashboard.process.terminate()
-            for dashboard in started:
-                try:
-                    dashboard.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    dashboard.process.kill()
-                    dashboard.process.wait()
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{MP_PREFIX}*", count=1000))
-            if keys:
-                client.delete(*keys)
-            client.close()
+                dashboard.stop()
+            forget_redis_keys(REDIS_URL, MP_PREFIX)
 
 
 async def open_viewer(dashboard: Dashboard, path: str, session_key: str) -> Viewer:

@@ -3,6 +3,7 @@ the watcher taking over when the stream breaks. Against the sandbox's real SSE."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from contextlib import asynccontextmanager
@@ -11,8 +12,8 @@ import pytest
 
 from runs_ui import stream_relay
 from runs_ui.connections import default_client
-from runs_ui.upstream.errors import Unavailable
-from runs_ui.upstream.objects import MessageDelta, Run
+from runs_ui.upstream.errors import BadResponse, Unavailable, UpstreamTimeout
+from runs_ui.upstream.objects import MessageDelta, Run, StreamEvent
 from runs_ui.watcher import watcher
 from tests.fixtures import eventually
 from tests.live.support import message_text, sandbox_get, sandbox_post, statuses
@@ -110,3 +111,48 @@ async def test_when_the_stream_breaks_the_watcher_takes_over_and_the_socket_ends
     assert polled, "the watcher never took over"
     assert all(e["t"] >= cut["at"] for e in polled)
     await eventually(lambda: ("default", run.id) not in watcher.runs, timeout=5)
+
+
+def _stream_of(*events):
+    """A stream context manager yielding these events (what an upstream the sandbox cannot imitate sends)."""
+
+    @asynccontextmanager
+    async def opened():
+        async def iterate():
+            for event in events:
+                yield event
+
+        yield iterate()
+
+    return opened
+
+
+async def test_a_stream_whose_run_has_no_valid_ids_is_refused_clearly_and_nothing_is_watched():
+    client = default_client()
+    bare = Run.from_json({"id": "", "thread_id": "thread_x", "status": "queued"})
+    opened = _stream_of(StreamEvent("thread.run.created", bare))
+
+    with pytest.raises(BadResponse, match="without a valid run and thread id"):
+        await stream_relay.start("default", client, opened)
+    assert not [key for key in watcher.runs if key[1] == ""]
+
+
+async def test_a_stream_that_never_reports_its_run_ends_in_a_timeout_error_not_a_crash(settings):
+    settings.UPSTREAM_TIMEOUT = 0.1  # the relay waits this (+5 s) for the run's first event
+    client = default_client()
+    never = asyncio.Event()
+
+    @asynccontextmanager
+    async def silent():
+        async def nothing():
+            await never.wait()
+            return
+            yield  # an async generator that ends without an event
+
+        yield nothing()
+
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match="may have started"):
+        await stream_relay.start("default", client, silent)
+    assert time.monotonic() - started < 7
+    never.set()

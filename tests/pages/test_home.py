@@ -349,6 +349,7 @@ NOTHING_TO_OPEN = [
     "hello world",
     "<script>alert(1)</script>",
     "https://example.com/somewhere/else",
+    "http://[not-a-host/threads/",  # not even a URL
 ]
 
 

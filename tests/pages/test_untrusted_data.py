@@ -321,6 +321,52 @@ async def test_inconsistent_usage_is_shown_as_sent_and_flagged(viewer_client, se
     assert 'title="prompt + completion ≠ total, as sent by the upstream">inconsistent</span>' in html
 
 
+async def test_timestamps_in_milliseconds_and_absurd_numbers_do_not_crash_any_page(viewer_client, serve):
+    """Millisecond timestamps (year 58,000), numbers past what JSON holds exactly, token counts past the
+    index's columns: shown as sent (raw JSON), never a 500, and the index keeps what it can."""
+    from runs_ui.models import RunSnapshot
+
+    run = run_json(
+        created_at=NOW * 1000,
+        started_at=10**400,
+        completed_at=NOW + 5,
+        usage={"prompt_tokens": 3 * 10**9, "completion_tokens": 5, "total_tokens": 10**30},
+    )
+    serve(run=run, steps=[step_json("step_fake01", {"type": "message_creation"}, created_at=-(10**40))])
+    views = await _all_views(viewer_client, "step_fake01")
+    assert str(NOW * 1000) in views["run"]  # in the raw JSON, as sent
+    snapshot = await RunSnapshot.objects.aget(run_id=R)
+    assert snapshot.created_at is None and snapshot.started_at is None
+    assert (snapshot.prompt_tokens, snapshot.completion_tokens, snapshot.total_tokens) == (None, 5, None)
+
+
+async def test_ids_the_upstream_sends_that_are_not_ids_are_never_indexed(viewer_client, serve):
+    from runs_ui.models import KnownId, RunSnapshot
+
+    serve(
+        runs=[run_json(), run_json(id="", thread_id=""), run_json(id="run_" + "x" * 300)],
+        steps=[step_json("step_fake01", {"type": "message_creation"}, run_id="<b>run</b>")],
+        messages=[message_json("msg_fake01", "hi"), message_json("not a message id", "ho")],
+    )
+    await _all_views(viewer_client)
+    assert [s.run_id async for s in RunSnapshot.objects.all()] == [R]
+    known = {(k.object_id, k.run_id) async for k in KnownId.objects.all()}
+    assert known == {("step_fake01", ""), ("msg_fake01", R)}
+
+
+async def test_an_upstream_that_ignores_the_cursor_gets_no_endless_load_more(viewer_client, serve):
+    steps = [step_json("step_fake01", {"type": "message_creation"})]
+    faults = serve(steps=steps, messages=[message_json("msg_fake01", "hi")])
+    # Every page says there is more, and every page is the same.
+    same_page_again = json_response(200, list_body(steps, has_more=True))
+    faults.rules.insert(0, ("GET", re.compile(rf"/threads/{T}/runs/{R}/steps"), same_page_again))
+    first = await viewer_client.get(f"/threads/{T}/runs/{R}/?part=steps", headers=HX)
+    assert "after=step_fake01" in first.content.decode()
+    again = await viewer_client.get(f"/threads/{T}/runs/{R}/?part=steps&after=step_fake01", headers=HX)
+    assert again.status_code == 200
+    assert "after=step_fake01" not in again.content.decode()
+
+
 # --- hostile strings -----------------------------------------------------------------------------------
 
 

@@ -232,6 +232,32 @@ async def test_a_very_long_upstream_message_is_clipped(upstream, client):
     assert error.message.endswith("…")
 
 
+async def test_json_nested_too_deep_to_parse_raises_bad_response(upstream, client):
+    upstream.get(RUN_PATH).respond(200, text="[" * 100_000 + "]" * 100_000)
+
+    error = await raised_by(client.get_run("thread_1", "run_1"))
+
+    assert type(error) is BadResponse
+
+
+async def test_an_error_body_nested_too_deep_to_parse_still_gives_its_status(upstream, client):
+    upstream.get(RUN_PATH).respond(404, json=None, text="[" * 100_000)
+
+    error = await raised_by(client.get_run("thread_1", "run_1"))
+
+    assert type(error) is NotFound
+
+
+async def test_absurd_retry_after_and_poll_after_hints_are_cut_to_an_hour(upstream, make_client):
+    upstream.get(RUN_PATH).respond(429, json=error_json("Slow down."), headers={"retry-after": "99999999999"})
+    error = await raised_by(make_client(retries=0).get_run("thread_1", "run_1"))
+    assert error.retry_after == 3600.0
+
+    upstream.get(RUN_PATH).respond(200, json=run_json(), headers={"openai-poll-after-ms": "99999999999"})
+    run = await make_client().get_run("thread_1", "run_1")
+    assert run.info.poll_after_ms == 3_600_000
+
+
 async def test_an_azure_request_id_header_is_used_when_there_is_no_x_request_id(upstream, client):
     upstream.get(RUN_PATH).respond(404, json=error_json("gone"), headers={"apim-request-id": "apim-42"})
 

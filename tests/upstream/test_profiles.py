@@ -223,6 +223,45 @@ async def test_a_key_echoed_before_a_stream_is_redacted_too(upstream, client):
     assert not leaks(caught.value)
 
 
+async def test_a_key_that_straddles_where_a_long_plain_text_body_is_cut_leaves_no_piece_of_itself(
+    upstream, make_client
+):
+    # The body is quoted up to 300 characters; the key starts just before the cut.
+    upstream.get(RUN_PATH).respond(403, text="x" * 280 + f" key {KEY} refused")
+
+    with pytest.raises(UpstreamError) as caught:
+        await make_client(retries=0).get_run("thread_1", "run_1")
+
+    assert KEY[:12] not in caught.value.message
+    assert "[redacted]" in caught.value.message
+
+
+async def test_a_key_echoed_in_an_error_event_mid_stream_is_redacted(upstream, client):
+    upstream.post("/threads/thread_1/runs").mock(
+        return_value=sse_response(("error", {"message": f"key {KEY} expired " + "z" * 5000}))
+    )
+
+    with pytest.raises(UpstreamError) as caught:
+        async with client.stream_create_run("thread_1", "asst_1") as events:
+            async for _ in events:
+                pass
+
+    assert not leaks(caught.value)
+    assert caught.value.message.startswith("key [redacted] expired")
+    assert len(caught.value.message) <= 2000
+
+
+async def test_credentials_in_the_base_url_are_never_shown_as_the_host(upstream, make_client):
+    client = make_client(base_url=BASE.replace("://", "://admin:hunter2@"))
+    upstream.get(RUN_PATH).mock(side_effect=httpx.ConnectError("refused"))
+
+    with pytest.raises(UpstreamError) as caught:
+        await make_client(base_url=client.base_url, retries=0).get_run("thread_1", "run_1")
+
+    assert "hunter2" not in client.host and "admin" not in client.host
+    assert "hunter2" not in str(caught.value)
+
+
 def log_everything(caplog) -> None:
     # The settings quiet httpx and httpcore; an operator debugging a connection may not.
     for name in (None, "httpx", "httpcore", "runs_ui"):

@@ -270,6 +270,15 @@ async def test_a_wait_never_exceeds_the_cap(upstream, client, sleeps, headers):
     assert wait == MAX_RETRY_WAIT
 
 
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-inf"])
+async def test_a_retry_after_that_is_no_number_of_seconds_falls_back_to_backoff(
+    upstream, client, sleeps, value
+):
+    [wait] = await waits_for(upstream, client, sleeps, httpx.Response(429, headers={"Retry-After": value}))
+
+    assert 0.5 <= wait <= 1.0
+
+
 async def test_an_unreadable_retry_after_falls_back_to_backoff(upstream, client, sleeps):
     [wait] = await waits_for(upstream, client, sleeps, httpx.Response(429, headers={"Retry-After": "soon"}))
 
