@@ -58,15 +58,14 @@ def temporary_database(prefix: str) -> Iterator[str]:
 
 
 def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
-    """`manage.py <args>` with `env` (a server's settings and database); its output is returned."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    """`manage.py <args>` with `env` (a server's settings and database); its output is returned, and a
+    failure raises with what the command printed."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True
     )
+    if done.returncode:
+        raise RuntimeError(f"manage.py {args[0]} exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+    return done
 
 
 @dataclass
