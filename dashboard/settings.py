@@ -9,6 +9,7 @@ from pathlib import Path
 from environs import Env
 from marshmallow.validate import OneOf, Range
 
+from runs_ui.upstream.profiles import PROFILES as UPSTREAM_PROFILES
 from sandbox.local_keys import local_secret_key, sandbox_api_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -163,7 +164,7 @@ LOGGING = {
 }
 
 # --- The upstream Assistants API ---------------------------------------------------------------
-PROFILES = ["openai", "azure-openai", "azure-agents", "sandbox"]
+PROFILES = list(UPSTREAM_PROFILES)  # openai, azure-openai, azure-agents, sandbox
 # Unset = the built-in sandbox, reached over HTTP like any other upstream.
 ASSISTANTS_API_BASE_URL = env.str("ASSISTANTS_API_BASE_URL", "")
 ASSISTANTS_API_KEY = env.str("ASSISTANTS_API_KEY", "")

@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from .connections import encrypt_key
 from .models import AuditRecord, Connection, RunSnapshot, ThreadEntry
+from .upstream.profiles import PROFILES
 
 
 class ConnectionForm(forms.ModelForm):
@@ -27,7 +28,8 @@ class ConnectionForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("profile") in ("azure-openai", "azure-agents") and not data.get("api_version"):
+        profile = PROFILES.get(data.get("profile", ""))
+        if profile and profile.needs_api_version and not data.get("api_version"):
             self.add_error("api_version", "The Azure profiles need an API version (e.g. 2024-08-01-preview).")
         return data
 

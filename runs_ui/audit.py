@@ -57,10 +57,13 @@ async def begin(
     reason: str = "",
     payload: dict | None = None,
 ) -> AuditRecord:
-    """Write the record before the upstream call. Raises ActionInFlight if the same action is pending."""
+    """Write the record before the upstream call. Raises ActionInFlight if the same action is pending.
+
+    The record's latency, written by `succeed` or `fail`, counts from the end of this call.
+    """
     stored, digest, size = payload_for(action, payload or {})
     try:
-        return await AuditRecord.objects.acreate(
+        record = await AuditRecord.objects.acreate(
             user=user,
             username=user.get_username(),
             action=action,
@@ -74,11 +77,12 @@ async def begin(
         )
     except IntegrityError:
         raise ActionInFlight(action) from None
+    record.started = time.monotonic()  # not a field: lives as long as the call it times
+    return record
 
 
 async def succeed(
     record: AuditRecord,
-    started: float,
     *,
     run: Run | None = None,
     status: int = 200,
@@ -93,25 +97,29 @@ async def succeed(
         record.upstream_message = message or f"the run is {run.status.replace('_', ' ')}"
         record.run_id = record.run_id or run.id
         record.thread_id = record.thread_id or run.thread_id
-    await _complete(record, started)
+    await _complete(record)
 
 
-async def fail(record: AuditRecord, started: float, exc: UpstreamError) -> None:
+async def fail(record: AuditRecord, exc: UpstreamError) -> None:
     record.upstream_status = exc.status
     record.upstream_message = f"{exc.kind}: {exc.message}"[:4000]
     record.request_id = (exc.request_id or "")[:200]
     if isinstance(exc, UpstreamTimeout):
         # The call went out and no answer came back: it may have landed. Like a crash, it stays
         # "outcome unknown" until the run's state settles it (reconcile), and blocks a blind retry.
-        record.latency_ms = int((time.monotonic() - started) * 1000)
+        record.latency_ms = _latency_ms(record)
         await record.asave()
         return
     record.outcome = AuditRecord.FAILED
-    await _complete(record, started)
+    await _complete(record)
 
 
-async def _complete(record: AuditRecord, started: float) -> None:
-    record.latency_ms = int((time.monotonic() - started) * 1000)
+def _latency_ms(record: AuditRecord) -> int:
+    return int((time.monotonic() - record.started) * 1000)
+
+
+async def _complete(record: AuditRecord) -> None:
+    record.latency_ms = _latency_ms(record)
     record.completed_at = timezone.now()
     await record.asave()
 
@@ -175,6 +183,11 @@ async def reconcile_starts(connection: str, thread_id: str, runs: list[Run]) -> 
             await reconcile([record], run)
 
 
+async def settle_interrupted(connection: str, run: Run) -> None:
+    """Settle this run's actions interrupted before their outcome was written, from what the run says now."""
+    await reconcile(await stale_pending(connection, run.id), run)
+
+
 async def stale_pending(connection: str, run_id: str) -> list[AuditRecord]:
     cutoff = timezone.now() - STALE_PENDING
     return [
@@ -187,6 +200,15 @@ async def stale_pending(connection: str, run_id: str) -> list[AuditRecord]:
 
 async def recent_for_run(connection: str, run_id: str, limit: int = 20) -> list[AuditRecord]:
     return [r async for r in AuditRecord.objects.filter(connection=connection, run_id=run_id)[:limit]]
+
+
+async def last_submission(connection: str, run_id: str) -> AuditRecord | None:
+    """The newest submission of tool outputs to this run that did not fail (it landed, or may have)."""
+    return (
+        await AuditRecord.objects.filter(connection=connection, run_id=run_id, action="submit_tool_outputs")
+        .exclude(outcome=AuditRecord.FAILED)
+        .afirst()
+    )
 
 
 async def already_done(connection: str, run: Run, action: str) -> AuditRecord | None:

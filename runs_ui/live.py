@@ -114,7 +114,7 @@ def render_header(
 def render_row_head(conn: str, run: Run, assistant_name: str) -> str:
     total = run_durations(run, time.time())[-1].seconds
     html = render_to_string(
-        "runs_ui/components.html#run-row",
+        "runs_ui/components.html#run-row-head",
         {
             "conn": conn,
             "thread_id": run.thread_id,
@@ -123,10 +123,7 @@ def render_row_head(conn: str, run: Run, assistant_name: str) -> str:
             "total": total,
         },
     )
-    # Only the row's head is swapped (the steps list below it keeps its state).
-    start = html.index('<div class="tl-head"')
-    end = html.index("</div>", start) + len("</div>")
-    return _oob(html[start:end])
+    return _oob(html.strip())
 
 
 def render_run_rows(conn: str, runs: list[Run], names: dict[str, str]) -> str:

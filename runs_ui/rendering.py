@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import nh3
@@ -27,6 +28,9 @@ def sanitize(html: str) -> str:
     )
 
 
+# Cached: a push renders a message's body for run pages and again inside its thread-page item, and the
+# saved live state renders the newest messages again; the text is often unchanged.
+@functools.lru_cache(maxsize=256)
 def markdown(text: str) -> SafeString:
     if len(text) > MAX_MARKDOWN_CHARS:
         from django.utils.html import escape

@@ -17,7 +17,6 @@ from typing import NamedTuple
 from django.conf import settings
 
 from . import index
-from .shared_state import shared
 from .upstream.errors import BadResponse, UpstreamError, UpstreamTimeout
 from .upstream.objects import Message, MessageDelta, Run, Step, StepDelta, StreamEvent, Thread, is_id
 from .watcher import RunWatch, background, watcher
@@ -137,7 +136,6 @@ class _Relay:
     async def on_event(self, event: StreamEvent) -> None:
         watch = self.watch
         data = event.data
-        await shared().acquire(f"lease:run:{watch.lease_id}", settings.WATCH_LEASE_SECONDS)
         if isinstance(data, Run):
             status_changed = await watch.observe_run(data, time.time())
             await self.flush(run_changed=True, status_changed=status_changed)

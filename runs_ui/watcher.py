@@ -351,16 +351,14 @@ class RunWatch(_Watch):
         """Push what changed to the run's and thread's pages (and the home list when its status changed)."""
         run = self.run
         self.last_change = time.monotonic()
+        # The header and row are rendered once: for the push when the run changed, and for the saved state.
         name = await assistant_name(self.client, run.assistant_id, self._pace)
-        header = (
-            live.render_header(self.conn, run, name, self.transitions, list(self.steps.values()))
-            if run_changed
-            else None
-        )
-        row_head = live.render_row_head(self.conn, run, name) if run_changed else ""
-        known = dict(self.messages)
+        header, row_head = None, ""
+        if run_changed or save:
+            header = live.render_header(self.conn, run, name, self.transitions, list(self.steps.values()))
+            row_head = live.render_row_head(self.conn, run, name)
         merge = live.merge_box(
-            steps=live.render_steps(self.conn, run, steps, known),
+            steps=live.render_steps(self.conn, run, steps, dict(self.messages)),
             run_id=run.id,
             bodies=live.render_message_bodies(self.conn, messages),
             # Thread pages replace the messages they show and add new ones.
@@ -372,8 +370,10 @@ class RunWatch(_Watch):
         if save:
             # Saved before it is pushed, so a socket connecting in between still resyncs to it; shielded,
             # so a watch stopped meanwhile (its last viewer left) does not leave an older state behind.
-            await asyncio.shield(self.save_state())
-        await live.publish(self.groups, merge, header, row_head)
+            await asyncio.shield(self.save_state(header, row_head))
+        await live.publish(
+            self.groups, merge, header if run_changed else None, row_head if run_changed else ""
+        )
         if (
             status_changed
             and await ThreadEntry.objects.filter(
@@ -385,11 +385,10 @@ class RunWatch(_Watch):
                 [live.INDEX_GROUP], live.render_index_cell(self.conn, self.thread_id, run.status, error)
             )
 
-    async def save_state(self) -> None:
+    async def save_state(self, header: dict[str, str], row_head: str) -> None:
         """The full state a (re)connecting socket gets: header, row, newest steps and message bodies."""
         run = self.run
         self.state_saved = time.monotonic()
-        name = await assistant_name(self.client, run.assistant_id, self._pace)
         state = live.merge_box(
             steps=live.render_steps(self.conn, run, list(self.steps.values())[-TAIL:], dict(self.messages)),
             run_id=run.id,
@@ -400,8 +399,8 @@ class RunWatch(_Watch):
         await live.save_state(
             live.run_state_key(self.conn, self.run_id),
             state + live.stale_notice(),
-            live.render_header(self.conn, run, name, self.transitions, list(self.steps.values())),
-            live.render_row_head(self.conn, run, name),
+            header,
+            row_head,
         )
 
     async def stale(self, exc: UpstreamError | None, delay: float) -> None:

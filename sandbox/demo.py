@@ -374,10 +374,7 @@ def seed(*, big: bool = False) -> SeedSummary:
         with transaction.atomic():
             thread, created = _thread(demo.key, demo.title, now)
             new_threads += created
-            active = [
-                engine.advance(r) for r in Run.objects.filter(thread=thread, status__in=ACTIVE_RUN_STATUSES)
-            ]
-            if any(r.status in ACTIVE_RUN_STATUSES for r in active):
+            if operations.advance_thread(thread):
                 continue
             run = _start(thread, demo, now - demo.lead)
             if demo.cancel_after is not None:

@@ -510,12 +510,7 @@ def submit_tool_outputs(run: Run, outputs: list[dict], now: float) -> None:
             recorded.append(
                 {"tool_call_id": call["id"], "name": call["function"]["name"], "output": by_id[call["id"]]}
             )
-    step.status = "completed"
-    step.completed_at = int(now)
-    step.usage = clock.step_usage(clock.step_output_tokens(step))
-    step.save()
-    clock.emit_step(step)
-    run.current_step = None
+    clock.op_step_done(now)
     run.required_action = None
     run.status = "queued"
     run.state["outputs"] = recorded

@@ -55,7 +55,7 @@ def _run(thread_id: str, run_id: str) -> Run:
     return found
 
 
-def _advance_thread(thread: Thread) -> list[Run]:
+def advance_thread(thread: Thread) -> list[Run]:
     """Brings the thread's active runs up to date; returns those still active."""
     active = Run.objects.select_related("thread", "assistant").filter(
         thread=thread, status__in=ACTIVE_RUN_STATUSES
@@ -169,7 +169,7 @@ def list_threads(params: ListParams) -> dict:
 def create_message(thread_id: str, body: dict) -> dict:
     with transaction.atomic():
         thread = _thread(thread_id, lock=True)
-        active = _advance_thread(thread)
+        active = advance_thread(thread)
         if active:
             raise bad_request(
                 f"Can't add messages to {thread.public_id} while a run {active[0].public_id} is active."
@@ -180,7 +180,7 @@ def create_message(thread_id: str, body: dict) -> dict:
 
 def list_messages(thread_id: str, params: ListParams, run_id: str | None) -> dict:
     thread = _thread(thread_id)
-    _advance_thread(thread)
+    advance_thread(thread)
     qs = Message.objects.filter(thread=thread)
     if run_id:
         run = Run.objects.filter(thread=thread, public_id=run_id).first()
@@ -200,7 +200,7 @@ def _message_of(thread: Thread, m: Message) -> dict:
 
 def get_message(thread_id: str, message_id: str) -> dict:
     thread = _thread(thread_id)
-    _advance_thread(thread)
+    advance_thread(thread)
     found = (
         Message.objects.select_related("run", "assistant").filter(thread=thread, public_id=message_id).first()
     )
@@ -311,7 +311,7 @@ def create_run(thread_id: str, body: dict, include_content: bool) -> RunResult:
     with transaction.atomic():
         thread = _thread(thread_id, lock=True)
         assistant = _assistant(body["assistant_id"])
-        active = _advance_thread(thread)
+        active = advance_thread(thread)
         if active:
             raise bad_request(f"Thread {thread.public_id} already has an active run {active[0].public_id}.")
         now = time.time()
@@ -337,7 +337,7 @@ def create_thread_and_run(body: dict) -> RunResult:
 
 def list_runs(thread_id: str, params: ListParams) -> dict:
     thread = _thread(thread_id)
-    _advance_thread(thread)
+    advance_thread(thread)
     rows, has_more = page(Run.objects.filter(thread=thread).select_related("thread", "assistant"), params)
     return wire.page([wire.run(r) for r in rows], has_more)
 

@@ -131,16 +131,6 @@ def message(m: Message, *, thread_id: str, run_id: str | None, assistant_id: str
     }
 
 
-def message_loaded(m: Message) -> dict:
-    """Needs m.thread, m.run and m.assistant loaded (select_related)."""
-    return message(
-        m,
-        thread_id=m.thread.public_id,
-        run_id=m.run.public_id if m.run_id else None,
-        assistant_id=m.assistant.public_id if m.assistant_id else None,
-    )
-
-
 def file(f: File, size: int) -> dict:
     return {
         "id": f.public_id,

@@ -122,29 +122,18 @@ class SandboxRun:
     run_id: str
     raw: dict
 
+    @classmethod
+    def of(cls, run: dict) -> SandboxRun:
+        """From a run's JSON as the sandbox answered it."""
+        return cls(run["assistant_id"], run["thread_id"], run["id"], run)
+
 
 @pytest.fixture
 def make_run(upstream):
     """make_run(script="answer", speed=10, message="Hello", **metadata) → SandboxRun (via the sandbox API)."""
 
     def make(script: str = "answer", speed: float = 10, message: str = "Hello", **metadata) -> SandboxRun:
-        assistant = upstream.request(
-            "POST",
-            "/assistants",
-            json={"model": "gpt-4o", "name": f"Test {script}", "metadata": {"sandbox_script": script}},
-        ).json()
-        run = upstream.request(
-            "POST",
-            "/threads/runs",
-            json={
-                "assistant_id": assistant["id"],
-                "thread": {"messages": [{"role": "user", "content": message}]},
-                "metadata": {"sandbox_speed": str(speed), **{k: str(v) for k, v in metadata.items()}},
-            },
-        )
-        assert run.status_code == 200, run.text
-        body = run.json()
-        return SandboxRun(assistant["id"], body["thread_id"], body["id"], body)
+        return SandboxRun.of(upstream.start_run(script, speed=speed, message=message, **metadata))
 
     return make
 
@@ -152,14 +141,7 @@ def make_run(upstream):
 @pytest.fixture
 def wait_for(upstream):
     def wait(run: SandboxRun, *statuses: str, timeout: float = 20) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            body = upstream.request("GET", f"/threads/{run.thread_id}/runs/{run.run_id}").json()
-            if body["status"] in statuses:
-                return body
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{run.run_id} is {body['status']}, not {statuses}, after {timeout} s")
-            time.sleep(0.1)
+        return upstream.wait_run(run.thread_id, run.run_id, *statuses, timeout=timeout)
 
     return wait
 

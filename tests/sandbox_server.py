@@ -11,6 +11,7 @@ created on that server (and dropped afterwards), so the PostgreSQL pass exercise
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,45 @@ class SandboxServer:
         if self._http is None:
             self._http = self.client()
         return self._http.request(method, path, **kwargs)
+
+    def api(self, method: str, path: str, **kwargs) -> dict:
+        """One call that must succeed: its JSON."""
+        response = self.request(method, path, **kwargs)
+        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def start_run(
+        self, script: str = "answer", *, speed: float = 10, message: str = "Hello", **knobs
+    ) -> dict:
+        """A new assistant running `script`, and a new thread with `message` and a run of it (its JSON).
+
+        `knobs` are the run's other sandbox_* metadata (e.g. sandbox_queued_seconds=2), as strings.
+        """
+        assistant = self.api(
+            "POST",
+            "/assistants",
+            json={"model": "gpt-4o", "name": f"Test {script}", "metadata": {"sandbox_script": script}},
+        )
+        return self.api(
+            "POST",
+            "/threads/runs",
+            json={
+                "assistant_id": assistant["id"],
+                "thread": {"messages": [{"role": "user", "content": message}]},
+                "metadata": {"sandbox_speed": str(speed), **{k: str(v) for k, v in knobs.items()}},
+            },
+        )
+
+    def wait_run(self, thread_id: str, run_id: str, *statuses: str, timeout: float = 20) -> dict:
+        """Polls until the run is in one of `statuses`: its JSON (AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.api("GET", f"/threads/{thread_id}/runs/{run_id}")
+            if body["status"] in statuses:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{run_id} is {body['status']}, not {statuses}, after {timeout} s")
+            time.sleep(0.05)
 
     def close(self) -> None:
         if self._http is not None:

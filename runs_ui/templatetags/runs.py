@@ -76,11 +76,6 @@ def clip(text, limit=2000):
 
 
 @register.filter
-def is_long(text, limit=2000):
-    return text is not None and len(str(text)) > int(limit)
-
-
-@register.filter
 def lookup(mapping, key):
     """{{ names|lookup:run.assistant_id }}: a dict entry by a variable key."""
     return mapping.get(key, "") if isinstance(mapping, dict) else ""

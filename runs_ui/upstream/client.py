@@ -361,7 +361,9 @@ class AssistantsClient:
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
         data, info = await self._call("GET", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}")
-        return replace(Run.from_json(data), info=info)
+        run = Run.from_json(data)
+        # An answer that leaves out its ids is still the run asked for (its raw JSON shows what was sent).
+        return replace(run, id=run.id or run_id, thread_id=run.thread_id or thread_id, info=info)
 
     async def list_runs(self, thread_id: str, **page) -> Page[Run]:
         return await self._page(f"/threads/{_seg(thread_id)}/runs", Run.from_json, **page)
@@ -439,7 +441,10 @@ class AssistantsClient:
             f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps/{_seg(step_id)}",
             include_content=include_content,
         )
-        return Step.from_json(data)
+        step = Step.from_json(data)
+        return replace(
+            step, id=step.id or step_id, run_id=step.run_id or run_id, thread_id=step.thread_id or thread_id
+        )
 
     # --- threads, messages, assistants, files --------------------------------------------------
 

@@ -8,7 +8,6 @@ so never reached the upstream, is sent again). Runs started or resumed here stre
 
 from __future__ import annotations
 
-import time
 from functools import wraps
 
 from django.conf import settings
@@ -18,14 +17,13 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from .. import audit, index, stream_relay
-from ..assistants import assistant_names
-from ..connections import default_client, info_for
+from ..connections import info_for
 from ..forms import CancelForm, CreateThreadAndRunForm, MetadataForm, StartRunForm, ToolOutputsForm
 from ..links import url_for
 from ..upstream.errors import UpstreamError, UpstreamTimeout
 from ..upstream.objects import RUN_TERMINAL
 from ..watcher import watcher
-from .responses import check_id, render_page, upstream_error, upstream_view
+from .responses import check_id, render_page, upstream_view
 
 GET_POST = require_http_methods(["GET", "POST"])
 
@@ -72,9 +70,7 @@ async def _current_run(client, thread_id: str, run_id: str):
     check_id("thread", thread_id)
     check_id("run", run_id)
     run = await client.get_run(thread_id, run_id)
-    stale = await audit.stale_pending(client.name, run_id)
-    if stale:
-        await audit.reconcile(stale, run)
+    await audit.settle_interrupted(client.name, run)
     return run
 
 
@@ -108,7 +104,6 @@ async def cancel_run(request, client, thread_id, run_id):
     blocker = await _cancel_blocker(client, run)
     if request.method == "POST" and not blocker and form.is_valid():
         user = await request.auser()
-        started = time.monotonic()
         try:
             record = await audit.begin(
                 user,
@@ -125,10 +120,10 @@ async def cancel_run(request, client, thread_id, run_id):
             try:
                 result = await client.cancel_run(thread_id, run_id)
             except UpstreamError as exc:
-                await audit.fail(record, started, exc)
+                await audit.fail(record, exc)
                 form.add_error(None, _failure("The upstream did not cancel the run", exc))
             else:
-                await audit.succeed(record, started, run=result)
+                await audit.succeed(record, run=result)
                 watcher.touch_run(client.name, thread_id, run_id)
                 flash.success(
                     request,
@@ -164,12 +159,7 @@ async def submit_tool_outputs(request, client, thread_id, run_id):
     form = ToolOutputsForm(request.POST or None, calls=calls)
     blocker = ""
     if not calls:
-        done = await audit.already_done(client.name, run, "submit_tool_outputs")
-        recent = await audit.recent_for_run(client.name, run.id)
-        submitted = next(
-            (r for r in recent if r.action == "submit_tool_outputs" and r.outcome != "failed"), done
-        )
-        if submitted:
+        if submitted := await audit.last_submission(client.name, run_id):
             blocker = (
                 f"Outputs were already submitted (by {submitted.username}); "
                 f"the run is now {run.status.replace('_', ' ')}."
@@ -192,7 +182,6 @@ async def submit_tool_outputs(request, client, thread_id, run_id):
 async def _submit(request, client, run, form) -> str:
     user = await request.auser()
     outputs = form.outputs()
-    started = time.monotonic()
     try:
         record = await audit.begin(
             user,
@@ -212,12 +201,11 @@ async def _submit(request, client, run, form) -> str:
             known=run,
         )
     except UpstreamError as exc:
-        await audit.fail(record, started, exc)
+        await audit.fail(record, exc)
         form.add_error(None, _failure("The upstream refused the outputs", exc))
         return ""
     await audit.succeed(
         record,
-        started,
         run=run,
         request_id=opened.request_id,
         message="outputs accepted; the run continues (streamed)",
@@ -237,7 +225,6 @@ async def modify_metadata(request, client, thread_id, run_id):
     if request.method == "POST" and form.is_valid():
         user = await request.auser()
         metadata = form.cleaned_data["metadata"]
-        started = time.monotonic()
         try:
             record = await audit.begin(
                 user,
@@ -253,10 +240,10 @@ async def modify_metadata(request, client, thread_id, run_id):
             try:
                 result = await client.modify_run(thread_id, run_id, metadata)
             except UpstreamError as exc:
-                await audit.fail(record, started, exc)
+                await audit.fail(record, exc)
                 form.add_error(None, _failure("The upstream refused the metadata", exc))
             else:
-                await audit.succeed(record, started, run=result)
+                await audit.succeed(record, run=result)
                 await index.record_runs(client.name, thread_id, [result])
                 watcher.touch_run(client.name, thread_id, run_id, seconds=10)
                 flash.success(request, "Metadata saved.")
@@ -304,43 +291,34 @@ async def create_run(request, client, thread_id):
 
 @GET_POST
 @operator_only
-async def create_thread_and_run(request):
-    client = default_client()
-    try:
-        assistants = await _assistants(client)
-        form = CreateThreadAndRunForm(request.POST or None, assistants=assistants, initial=request.GET.dict())
-        if request.method == "POST" and form.is_valid():
-            options = form.options()
-            thread = {"messages": [{"role": "user", "content": form.cleaned_data["message"]}]}
-            run = await _start(
-                request,
-                client,
-                form,
-                "create_thread_and_run",
-                "",
-                {**options, "thread": thread},
-                lambda: client.stream_create_thread_and_run(
-                    form.cleaned_data["assistant_id"], thread=thread, **options
-                ),
-            )
-            if run is not None:
-                await index.record_thread(client.name, run.thread_id, "created")
-                return redirect(_run_url(client, run.thread_id, run.id))
-    except UpstreamError as exc:
-        return upstream_error(request, exc, client)
-    context = {
-        "conn": client.name,
-        "connection": info_for(client),
-        "form": form,
-        "names": await assistant_names(client),
-    }
+@upstream_view
+async def create_thread_and_run(request, client):
+    assistants = await _assistants(client)
+    form = CreateThreadAndRunForm(request.POST or None, assistants=assistants, initial=request.GET.dict())
+    if request.method == "POST" and form.is_valid():
+        options = form.options()
+        thread = {"messages": [{"role": "user", "content": form.cleaned_data["message"]}]}
+        run = await _start(
+            request,
+            client,
+            form,
+            "create_thread_and_run",
+            "",
+            {**options, "thread": thread},
+            lambda: client.stream_create_thread_and_run(
+                form.cleaned_data["assistant_id"], thread=thread, **options
+            ),
+        )
+        if run is not None:
+            await index.record_thread(client.name, run.thread_id, "created")
+            return redirect(_run_url(client, run.thread_id, run.id))
+    context = {"conn": client.name, "connection": info_for(client), "form": form}
     return _form_page(request, "runs_ui/actions/create_thread_and_run.html", context, form)
 
 
 async def _start(request, client, form, action, thread_id, options, open_stream):
     """Start a streamed run; returns it, or None with the upstream's refusal added to the form."""
     user = await request.auser()
-    started = time.monotonic()
     record = await audit.begin(
         user,
         action,
@@ -351,9 +329,9 @@ async def _start(request, client, form, action, thread_id, options, open_stream)
     try:
         run, request_id = await stream_relay.start(client.name, client, open_stream)
     except UpstreamError as exc:
-        await audit.fail(record, started, exc)
+        await audit.fail(record, exc)
         form.add_error(None, _failure("The upstream did not start the run", exc))
         return None
-    await audit.succeed(record, started, run=run, request_id=request_id)
+    await audit.succeed(record, run=run, request_id=request_id)
     await index.record_runs(client.name, run.thread_id, [run])
     return run

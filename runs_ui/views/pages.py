@@ -23,7 +23,7 @@ from ..connections import info_for
 from ..links import url_for
 from ..live import header_context
 from ..models import RunSnapshot
-from ..timeline import interleave, message_of, run_durations, waiting_for_outputs, waterfall
+from ..timeline import interleave, message_of, run_durations, waterfall
 from ..upstream.client import MAX_PAGE
 from ..upstream.errors import NotFound, UpstreamError
 from ..upstream.objects import RUN_TERMINAL, MessageCreation, is_id
@@ -231,9 +231,7 @@ async def run_context(request, client, run, names: dict, steps: list = ()) -> di
         steps,
     )
     context["connection"] = info_for(client)
-    # Actions interrupted before their outcome was written are settled from what the run says now.
-    if stale := await audit.stale_pending(conn, run.id):
-        await audit.reconcile(stale, run)
+    await audit.settle_interrupted(conn, run)
     await audit.reconcile_starts(conn, run.thread_id, [run])
     context["audit_records"] = await audit.recent_for_run(conn, run.id)
     return context
@@ -265,7 +263,6 @@ async def _steps(request, client, thread_id, run_id):
         "run": run,
         "steps": [{"step": s, "message": message_of(s, messages)} for s in steps.data],
         "bars": waterfall(run, steps.data, now),
-        "waiting": waiting_for_outputs(run, steps.data, now),
         "first_page": after is None,
         "next_url": next_url,
     }

@@ -66,10 +66,6 @@
       document.documentElement.dataset.theme = next;
       localStorage.setItem("theme", next);
     }
-    const opener = event.target.closest("[data-open-dialog]");
-    if (opener) {
-      document.getElementById(opener.dataset.openDialog)?.showModal();
-    }
   });
 
   // Keyboard: "/" go to, j/k move between steps or timeline items, o open/close, c copy the focused id.
@@ -197,10 +193,7 @@
           const existing = item.id && timeline.querySelector(`:scope > [id="${CSS.escape(item.id)}"]`);
           // A run row on the page keeps its own state (expanded steps); its head is updated by id.
           if (existing) { if (!existing.classList.contains("tl-run")) existing.replaceWith(item.cloneNode(true)); return; }
-          if (!insert) return;
-          timeline.querySelectorAll(":scope > .empty-note").forEach((note) => note.remove());
-          if (newestFirst) timeline.prepend(item.cloneNode(true));
-          else mergeInto(timeline, item.cloneNode(true), "add-only");
+          if (insert) mergeInto(timeline, item.cloneNode(true), newestFirst ? "top" : "add-only");
         });
       }
     });

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import time
 from urllib.parse import urlencode
 
 import httpx
@@ -97,13 +96,6 @@ async def _relays_end_before_the_database(transactional_db):
 # --- the upstream, observed ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def sandbox_http(sandbox):
-    """An httpx client on the sandbox (key and beta header set), for module-scoped set-up."""
-    with sandbox.client() as client:
-        yield client
-
-
 @pytest.fixture
 def spy(upstream, settings):
     """respx in front of the sandbox: everything passes through and is recorded (`spy.calls`)."""
@@ -162,35 +154,11 @@ def pending_calls(run_json: dict) -> list[dict]:
     return run_json["required_action"]["submit_tool_outputs"]["tool_calls"]
 
 
-def start_sandbox_run(sandbox: httpx.Client, script: str, speed: float = 20, **metadata) -> SandboxRun:
-    """make_run's twin for module-scoped fixtures: an assistant, a thread and a run in the sandbox."""
-    assistant = sandbox.post(
-        "/assistants", json={"model": "gpt-4o", "name": f"Test {script}", "metadata": {}}
-    ).json()
-    body = sandbox.post(
-        "/threads/runs",
-        json={
-            "assistant_id": assistant["id"],
-            "thread": {"messages": [{"role": "user", "content": "Hello"}]},
-            "metadata": {"sandbox_script": script, "sandbox_speed": str(speed), **metadata},
-        },
-    ).json()
-    return SandboxRun(assistant["id"], body["thread_id"], body["id"], body)
-
-
-def sandbox_wait(sandbox: httpx.Client, run: SandboxRun, status: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while (body := sandbox.get(f"/threads/{run.thread_id}/runs/{run.run_id}").json())["status"] != status:
-        assert time.monotonic() < deadline, f"{run.run_id} is {body['status']}, not {status}"
-        time.sleep(0.05)
-    return body
-
-
 @pytest.fixture(scope="module")
-def module_waiting_run(sandbox_http):
+def module_waiting_run(sandbox):
     """One `functions` run in requires_action for a whole module of tests that must not change it."""
-    run = start_sandbox_run(sandbox_http, "functions", sandbox_expires_seconds="1000000")
-    return run, pending_calls(sandbox_wait(sandbox_http, run, "requires_action"))
+    run = SandboxRun.of(sandbox.start_run("functions", speed=20, sandbox_expires_seconds=1000000))
+    return run, pending_calls(sandbox.wait_run(run.thread_id, run.run_id, "requires_action"))
 
 
 @pytest.fixture

@@ -41,8 +41,6 @@ from tests.actions.conftest import (
     pending_calls,
     post_form,
     records,
-    sandbox_wait,
-    start_sandbox_run,
 )
 from tests.fixtures import csrf_token
 
@@ -223,11 +221,11 @@ def expected_start(data: QueryDict, *, message_required: bool):
 
 
 @pytest.fixture(scope="module")
-def recorded(sandbox_http):
+def recorded(sandbox):
     """The wire JSON of a run waiting for two tool outputs, and of the assistants list, from the sandbox."""
-    run = start_sandbox_run(sandbox_http, "functions", sandbox_expires_seconds="1000000")
-    waiting = sandbox_wait(sandbox_http, run, "requires_action")
-    return waiting, sandbox_http.get("/assistants?limit=100").json()
+    run = sandbox.start_run("functions", speed=20, sandbox_expires_seconds=1000000)
+    waiting = sandbox.wait_run(run["thread_id"], run["id"], "requires_action")
+    return waiting, sandbox.api("GET", "/assistants?limit=100")
 
 
 @pytest.fixture

@@ -188,14 +188,7 @@ async def until(predicate, wait: float, interval: float = 0.1) -> bool:
 
 
 def wait_run(sandbox, thread_id: str, run_id: str, statuses=("completed",), timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = sandbox.request("GET", f"/threads/{thread_id}/runs/{run_id}").json()
-        if body["status"] in statuses:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{run_id} is {body['status']} after {timeout} s")
-        time.sleep(0.2)
+    return sandbox.wait_run(thread_id, run_id, *statuses, timeout=timeout)
 
 
 _TRANSITIONS = """

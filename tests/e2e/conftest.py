@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -62,9 +61,7 @@ class Stack:
         return self.dashboard.url
 
     def api(self, method: str, path: str, **kwargs) -> dict:
-        response = self.sandbox.request(method, path, **kwargs)
-        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json()
+        return self.sandbox.api(method, path, **kwargs)
 
     def assistant(self, script: str) -> str:
         if script not in self._assistants:
@@ -104,14 +101,7 @@ class Stack:
         return self.api("GET", f"/threads/{run.thread_id}/runs/{run.run_id}")
 
     def wait_for(self, run: SandboxRun, *statuses: str, timeout: float = 20) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            body = self.run(run)
-            if body["status"] in statuses:
-                return body
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{run.run_id} is {body['status']}, not {statuses}, after {timeout} s")
-            time.sleep(0.1)
+        return self.sandbox.wait_run(run.thread_id, run.run_id, *statuses, timeout=timeout)
 
     def submit_outputs(self, run: SandboxRun, by_name: dict | None = None) -> None:
         """Answers a `functions` run's pending calls through the API: `by_name[function name]` as JSON,

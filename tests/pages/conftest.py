@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -121,9 +120,7 @@ def assert_inert(html: str) -> None:
 
 
 def api_call(server: SandboxServer, method: str, path: str, **kwargs) -> dict:
-    response = server.request(method, path, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return server.api(method, path, **kwargs)
 
 
 def all_pages(server: SandboxServer, path: str, **params) -> list[dict]:
@@ -138,14 +135,7 @@ def all_pages(server: SandboxServer, path: str, **params) -> list[dict]:
 
 
 def wait_terminal(server: SandboxServer, thread_id: str, run_id: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api_call(server, "GET", f"/threads/{thread_id}/runs/{run_id}")
-        if run["status"] in TERMINAL:
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{run_id} is still {run['status']} after {timeout} s")
-        time.sleep(0.02)
+    return server.wait_run(thread_id, run_id, *TERMINAL, timeout=timeout)
 
 
 @pytest.fixture
@@ -169,24 +159,9 @@ def finished(upstream, _finished_runs):
     def make(script: str = "answer", speed: float = 200, message: str = "Hello", **metadata) -> SandboxRun:
         key = (script, speed, message, tuple(sorted(metadata.items())))
         if key not in _finished_runs:
-            assistant = api_call(
-                upstream,
-                "POST",
-                "/assistants",
-                json={"model": "gpt-4o", "name": f"Test {script}", "metadata": {"sandbox_script": script}},
-            )
-            body = api_call(
-                upstream,
-                "POST",
-                "/threads/runs",
-                json={
-                    "assistant_id": assistant["id"],
-                    "thread": {"messages": [{"role": "user", "content": message}]},
-                    "metadata": {"sandbox_speed": str(speed), **{k: str(v) for k, v in metadata.items()}},
-                },
-            )
+            body = upstream.start_run(script, speed=speed, message=message, **metadata)
             wait_terminal(upstream, body["thread_id"], body["id"])
-            _finished_runs[key] = SandboxRun(assistant["id"], body["thread_id"], body["id"], body)
+            _finished_runs[key] = SandboxRun.of(body)
         return _finished_runs[key]
 
     return make

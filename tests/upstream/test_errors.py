@@ -285,3 +285,16 @@ async def test_a_transport_error_does_not_chain_the_httpx_exception(upstream, ma
 
     assert error.__cause__ is None
     assert error.__suppress_context__
+
+
+async def test_a_run_or_step_answered_without_its_ids_is_still_the_one_asked_for(upstream, client):
+    bare = {k: v for k, v in run_json().items() if k not in ("id", "thread_id")}
+    upstream.get(RUN_PATH).respond(200, json=bare)
+    upstream.get(RUN_PATH + "/steps/step_1").respond(200, json={"type": "message_creation"})
+
+    run = await client.get_run("thread_1", "run_1")
+    step = await client.get_step("thread_1", "run_1", "step_1")
+
+    assert (run.id, run.thread_id) == ("run_1", "thread_1")
+    assert "id" not in run.raw  # shown as sent
+    assert (step.id, step.run_id, step.thread_id) == ("step_1", "run_1", "thread_1")
