@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from .tasks import background
 from .upstream.client import AssistantsClient
 from .upstream.errors import UpstreamError
 
 TTL_SECONDS = 60
 _cache: dict[str, tuple[float, dict[str, str]]] = {}
+#: The fetch in flight per connection (and event loop): callers that miss the cache at once share it.
+_fetching: dict[tuple[str, int], asyncio.Task] = {}
 
 
 async def assistant_names(client: AssistantsClient, pace=None) -> dict[str, str]:
@@ -20,6 +24,16 @@ async def assistant_names(client: AssistantsClient, pace=None) -> dict[str, str]
     hit = _cache.get(key)
     if hit and time.monotonic() - hit[0] < TTL_SECONDS:
         return hit[1]
+    flight = (key, id(asyncio.get_running_loop()))
+    if flight not in _fetching:
+        _fetching[flight] = background(_fetch(client, key, pace), "assistant-names")
+        _fetching[flight].add_done_callback(lambda _: _fetching.pop(flight, None))
+    # Shielded: a caller that stops waiting (the home page gives up after a second) leaves the fetch to
+    # finish and fill the cache for the next one.
+    return await asyncio.shield(_fetching[flight])
+
+
+async def _fetch(client: AssistantsClient, key: str, pace) -> dict[str, str]:
     if pace is not None:
         await pace()
     try:

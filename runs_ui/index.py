@@ -84,11 +84,12 @@ async def record_thread(
     if thread is not None:
         defaults["metadata"] = thread.metadata
         defaults["upstream_created_at"] = _dt(thread.created_at)
-    entry, created = await ThreadEntry.objects.aget_or_create(
-        connection=connection, thread_id=thread_id, defaults={**defaults, "source": source}
+    entry, _ = await ThreadEntry.objects.aupdate_or_create(
+        connection=connection,
+        thread_id=thread_id,
+        defaults=defaults,
+        create_defaults={**defaults, "source": source},  # the source is how it was first seen
     )
-    if not created:
-        await ThreadEntry.objects.filter(pk=entry.pk).aupdate(**defaults)
     return entry
 
 
@@ -110,14 +111,15 @@ async def record_runs(connection: str, thread_id: str, runs: list[Run], touch: b
         unique_fields=["connection", "run_id"],
         update_fields=SNAPSHOT_FIELDS,
     )
-    await refresh_latest(entry)
+    await refresh_latest(entry.pk)
 
 
-async def refresh_latest(entry: ThreadEntry) -> None:
-    latest = await RunSnapshot.objects.filter(thread=entry).order_by("-created_at", "-id").afirst()
+async def refresh_latest(thread_pk: int) -> None:
+    """The thread entry's latest-run columns, from its newest snapshot."""
+    latest = await RunSnapshot.objects.filter(thread_id=thread_pk).order_by("-created_at", "-id").afirst()
     if latest is None:
         return
-    await ThreadEntry.objects.filter(pk=entry.pk).aupdate(
+    await ThreadEntry.objects.filter(pk=thread_pk).aupdate(
         latest_run_id=latest.run_id,
         latest_status=latest.status,
         latest_assistant_id=latest.assistant_id,
@@ -132,7 +134,7 @@ async def record_transition(
 ) -> RunSnapshot | None:
     """The watcher saw `run` in a status: store the snapshot and, if the status is new, when it was seen."""
     snapshot = await RunSnapshot.objects.filter(connection=connection, run_id=run.id).afirst()
-    if snapshot is None:
+    if snapshot is None:  # first seen here: recorded with its latest-run columns, then its transition
         await record_runs(connection, run.thread_id, [run])
         snapshot = await RunSnapshot.objects.filter(connection=connection, run_id=run.id).afirst()
         if snapshot is None:
@@ -144,7 +146,7 @@ async def record_transition(
         setattr(snapshot, name, value)
     snapshot.transitions = transitions
     await snapshot.asave()
-    await refresh_latest(await ThreadEntry.objects.aget(pk=snapshot.thread_id))
+    await refresh_latest(snapshot.thread_id)
     return snapshot
 
 

@@ -15,15 +15,13 @@ log = logging.getLogger(__name__)
 
 
 async def shutdown() -> None:
-    from .shared_state import RedisState, shared
+    from .shared_state import shared
     from .upstream.client import close_pool
     from .watcher import watcher
 
     await watcher.stop()
     await close_pool()
-    store = shared()
-    if isinstance(store, RedisState):
-        await store.close()
+    await shared().close()
     log.info("watchers stopped, upstream pool closed")
 
 

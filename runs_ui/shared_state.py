@@ -39,6 +39,9 @@ class MemoryState:
         self._leases: dict[str, tuple[str, float]] = {}
         self._states: dict[str, tuple[float, str]] = {}
 
+    async def close(self) -> None:
+        """Nothing to close: as RedisState's, so shutdown need not know which it has."""
+
     async def acquire(self, key: str, ttl: float, owner: str = PROCESS_ID) -> bool:
         holder = self._leases.get(key)
         now = time.monotonic()

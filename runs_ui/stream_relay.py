@@ -17,9 +17,10 @@ from typing import NamedTuple
 from django.conf import settings
 
 from . import index
+from .tasks import background
 from .upstream.errors import BadResponse, UpstreamError, UpstreamTimeout
 from .upstream.objects import Message, MessageDelta, Run, Step, StepDelta, StreamEvent, Thread, is_id
-from .watcher import RunWatch, background, watcher
+from .watcher import RunWatch, watcher
 
 log = logging.getLogger(__name__)
 

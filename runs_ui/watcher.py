@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import random
 import time
@@ -26,6 +25,7 @@ from .assistants import assistant_name, assistant_names
 from .connections import aget_client
 from .models import ThreadEntry
 from .shared_state import shared
+from .tasks import background
 from .upstream.errors import NotFound, UpstreamError
 from .upstream.objects import Message, MessageCreation, Run, Step
 
@@ -47,15 +47,6 @@ LEASE_RETRY = 1.0
 #: An action keeps its run watched this long, whether or not anybody is looking.
 PIN_SECONDS = 180.0
 MAX_ERROR_DELAY = 60.0
-
-
-def background(coro, name: str) -> asyncio.Task:
-    """A task that outlives the request or socket that started it.
-
-    It starts from an empty context: a request's context carries its own thread for sync (ORM) calls,
-    which is shut down when the request ends, so a task inheriting it could no longer reach the database.
-    """
-    return asyncio.get_running_loop().create_task(coro, name=name, context=contextvars.Context())
 
 
 class TokenBucket:
@@ -101,6 +92,8 @@ class _Watch:
         self.errors = 0
         #: Set when the last holder left and the task was told to stop.
         self.stopping = False
+        #: True while a stream started here relays the run's events (then the poller stands by).
+        self.streaming = False
 
     @property
     def pinned(self) -> bool:
@@ -141,7 +134,7 @@ class _Watch:
                     await self.sleep(LEASE_RETRY)
                     continue
                 holding = True
-                if getattr(self, "streaming", False):
+                if self.streaming:
                     await self.sleep(LEASE_RETRY)  # the stream is the source; the lease stays ours
                     continue
                 try:
@@ -168,9 +161,7 @@ class _Watch:
                 if finished:
                     return
                 await self.sleep(self.interval())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # not CancelledError (a BaseException): a stopped watch ends quietly
             log.exception("watching %s %s failed", self.kind, self.lease_id)
         finally:
             if holding:
@@ -204,8 +195,6 @@ class RunWatch(_Watch):
         self.client = None
         #: Set once this watch has looked at the run (and published what it saw).
         self.polled = asyncio.Event()
-        #: True while a stream started here relays the run's events (then the poller stands by).
-        self.streaming = False
         self.state_saved = 0.0
 
     @property

@@ -159,17 +159,20 @@
   }
 
   function applyMerge(box) {
+    // Only what was put on the page is processed (htmx attributes, local times), not the whole page.
+    const added = [];
+    const copy = (node) => { const clone = node.cloneNode(true); added.push(clone); return clone; };
     box.querySelectorAll("template[data-merge]").forEach((tpl) => {
       const kind = tpl.dataset.merge;
       const items = Array.from(tpl.content.children);
       if (kind === "steps") {
         document.querySelectorAll(`ol.steps[data-run="${CSS.escape(tpl.dataset.run)}"]`).forEach((list) => {
-          items.forEach((item) => mergeInto(list, item.cloneNode(true)));
+          items.forEach((item) => mergeInto(list, copy(item)));
         });
       } else if (kind === "bodies") {
         items.forEach((body) => {
           document.querySelectorAll(`[data-message-body="${CSS.escape(body.dataset.messageBody)}"]`)
-            .forEach((el) => el.replaceWith(body.cloneNode(true)));
+            .forEach((el) => el.replaceWith(copy(body)));
         });
       } else if (kind === "waterfall") {
         document.querySelectorAll(`.waterfall[data-run="${CSS.escape(tpl.dataset.run)}"]`).forEach((wf) => {
@@ -180,7 +183,7 @@
           const complete = !steps || listComplete(steps);
           items.forEach((row) => {
             const existing = row.id && wf.querySelector(`[id="${CSS.escape(row.id)}"]`);
-            if (existing) existing.replaceWith(row.cloneNode(true)); else if (complete) wf.append(row.cloneNode(true));
+            if (existing) existing.replaceWith(copy(row)); else if (complete) wf.append(copy(row));
           });
           layoutWaterfall(wf);
         });
@@ -192,14 +195,13 @@
         items.forEach((item) => {
           const existing = item.id && timeline.querySelector(`:scope > [id="${CSS.escape(item.id)}"]`);
           // A run row on the page keeps its own state (expanded steps); its head is updated by id.
-          if (existing) { if (!existing.classList.contains("tl-run")) existing.replaceWith(item.cloneNode(true)); return; }
-          if (insert) mergeInto(timeline, item.cloneNode(true), newestFirst ? "top" : "add-only");
+          if (existing) { if (!existing.classList.contains("tl-run")) existing.replaceWith(copy(item)); return; }
+          if (insert) mergeInto(timeline, copy(item), newestFirst ? "top" : "add-only");
         });
       }
     });
     box.replaceChildren();
-    htmx.process(document.body);
-    localizeTimes(document);
+    added.filter((node) => node.isConnected).forEach((node) => { htmx.process(node); localizeTimes(node); });
   }
 
   document.addEventListener("htmx:oobAfterSwap", (event) => {

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.benchmarks import wsclient
+from tests import wsclient
 from tests.processes import BASE_DIR, Daphne, free_port, manage
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

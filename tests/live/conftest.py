@@ -24,6 +24,7 @@ from django.conf import settings as django_settings
 
 from dashboard.asgi import application
 from runs_ui import shared_state
+from sandbox.wire import page as page_json  # the list envelope as the sandbox sends it
 from tests.live.support import (
     HOST,
     ORIGIN,
@@ -33,7 +34,6 @@ from tests.live.support import (
     LiveSocket,
     RequestLog,
     layer_settings,
-    page_json,
     reset_live_state,
     session_cookie,
 )

@@ -278,16 +278,6 @@ def run_json(run_id: str = "run_r1", status: str = "in_progress", **fields) -> d
     }
 
 
-def page_json(items: list[dict]) -> dict:
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": False,
-    }
-
-
 def message_text(html: str, message_id: str) -> str | None:
     """The plain text of a message in a push's bodies template (what the page merges), or None."""
     box = html.find('<template data-merge="bodies">')

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import wsclient
 from tests.live.support import REDIS_URL, SESSION_PREFIX, sandbox_get, sandbox_post, status_sequence, step_ids
-from tests.live.ws_client import Closed, WebSocket
 from tests.processes import Daphne, forget_redis_keys, manage, temporary_database
 
 SOCKETS_PER_PROCESS = 3
@@ -48,20 +48,18 @@ class Viewer:
     """A socket on one process, collecting what it is sent."""
 
     dashboard: Dashboard
-    socket: WebSocket
+    socket: wsclient.WebSocket | None = None
     messages: list[str] = field(default_factory=list)
     arrived: list[float] = field(default_factory=list)
-    close_code: int | None = None
-    task: asyncio.Task | None = None
 
-    async def collect(self) -> None:
-        try:
-            while True:
-                html = await self.socket.recv()
-                self.arrived.append(time.time())
-                self.messages.append(html)
-        except Closed as closed:
-            self.close_code = closed.code
+    def received(self, at: float, html: str) -> None:
+        self.arrived.append(at)
+        self.messages.append(html)
+
+    @property
+    def close_code(self) -> int | None:
+        """None while open; the server's close code, or 1006 when the connection just dropped."""
+        return (self.socket.close_code or 1006) if self.socket.closed.done() else None
 
     def since(self, moment: float) -> list[str]:
         return [m for m, t in zip(self.messages, self.arrived, strict=True) if t >= moment]
@@ -110,14 +108,12 @@ def dashboards(sandbox, count: int = 2) -> Iterator[tuple[list[Dashboard], str]]
 
 
 async def open_viewer(dashboard: Dashboard, path: str, session_key: str) -> Viewer:
-    socket = await WebSocket.connect(
-        "127.0.0.1",
-        dashboard.port,
-        path,
-        {"Cookie": f"sessionid={session_key}", "Origin": f"http://127.0.0.1:{dashboard.port}"},
+    viewer = Viewer(dashboard)
+    viewer.socket = await wsclient.connect(
+        f"ws://127.0.0.1:{dashboard.port}{path}",
+        viewer.received,
+        headers={"Cookie": f"sessionid={session_key}", "Origin": f"http://127.0.0.1:{dashboard.port}"},
     )
-    viewer = Viewer(dashboard, socket)
-    viewer.task = asyncio.get_running_loop().create_task(viewer.collect())
     return viewer
 
 
@@ -219,6 +215,4 @@ async def test_two_processes_share_one_poller_every_socket_gets_every_change_and
             assert re.search(r"Traceback", other.log()) is None, other.log()
         finally:
             for viewer in viewers:
-                if viewer.task is not None:
-                    viewer.task.cancel()
                 await viewer.socket.close()

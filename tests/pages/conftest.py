@@ -319,13 +319,3 @@ def json_response(status: int, body, **headers) -> httpx.Response:
 
 def error_body(message: str, type_: str = "invalid_request_error", code=None) -> dict:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
-
-
-def list_body(items: list[dict], has_more: bool = False) -> dict:
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": has_more,
-    }

@@ -11,13 +11,13 @@ import httpx
 import pytest
 from django.utils.html import escape
 
+from sandbox.wire import page as list_body  # the list envelope as the sandbox sends it
 from tests.pages.conftest import (
     HX,
     all_pages,
     assert_inert,
     assert_no_secret,
     json_response,
-    list_body,
     step_ids,
     text,
 )

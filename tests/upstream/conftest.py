@@ -144,16 +144,6 @@ def thread_json(thread_id: str = "thread_1", **fields) -> dict:
     }
 
 
-def page_json(items: list[dict], has_more: bool = False) -> dict:
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": has_more,
-    }
-
-
 def error_json(message: str, *, type_: str = "invalid_request_error", param=None, code=None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 

@@ -19,8 +19,9 @@ from runs_ui.upstream.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from sandbox.wire import page as page_json  # the list envelope as the sandbox sends it
 
-from .conftest import error_json, page_json, run_json
+from .conftest import error_json, run_json
 
 RUN_PATH = "/threads/thread_1/runs/run_1"
 

@@ -9,8 +9,9 @@ import pytest
 
 from runs_ui.upstream import client as client_module
 from runs_ui.upstream.errors import BadResponse, NotFound
+from sandbox.wire import page as page_json  # the list envelope as the sandbox sends it
 
-from .conftest import message_json, page_json, run_json, step_json
+from .conftest import message_json, run_json, step_json
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 

@@ -7,8 +7,9 @@ import pytest
 
 from runs_ui.upstream.client import INCLUDE_FILE_SEARCH_CONTENT
 from runs_ui.upstream.objects import Message, Run, Step
+from sandbox.wire import page as page_json  # the list envelope as the sandbox sends it
 
-from .conftest import message_json, page_json, run_json, step_json
+from .conftest import message_json, run_json, step_json
 
 ITERATORS = {
     "runs": ("/threads/thread_1/runs", run_json, "run", Run, lambda c: c.iter_runs("thread_1")),

@@ -9,8 +9,9 @@ import pytest
 
 from runs_ui.upstream.errors import Misconfigured, UpstreamError
 from runs_ui.upstream.profiles import PROFILES
+from sandbox.wire import page as page_json  # the list envelope as the sandbox sends it
 
-from .conftest import BASE, KEY, error_json, json_response, page_json, run_json, sse_response
+from .conftest import BASE, KEY, error_json, json_response, run_json, sse_response
 
 RUN_PATH = "/threads/thread_1/runs/run_1"
 

@@ -1,10 +1,11 @@
 """A minimal asyncio WebSocket client (RFC 6455), built for opening thousands of sockets from one process.
 
 No WebSocket library is installed in the venv (daphne brings autobahn, whose client is heavier than this
-needs), so the benchmarks carry their own: a plain `asyncio.Protocol` that does the opening handshake,
-reads unmasked server frames (text, continuation, ping, close), answers pings and closes cleanly. Each
-text message is handed to `on_message(t, text)` with `t = time.time()` taken when its last bytes arrived,
-so a message's receive time is not skewed by how long the loop takes to parse the others.
+needs), so the benchmarks and the multi-process live test carry their own: a plain `asyncio.Protocol`
+that does the opening handshake, reads unmasked server frames (text, continuation, ping, close), answers
+pings and closes cleanly. Each text message is handed to `on_message(t, text)` with `t = time.time()`
+taken when its last bytes arrived, so a message's receive time is not skewed by how long the loop takes
+to parse the others.
 """
 
 from __future__ import annotations
