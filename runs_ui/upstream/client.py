@@ -220,6 +220,18 @@ def _wait(state) -> float:
     return _backoff(state)
 
 
+def _placed(parse: Callable[[Any], Any], **ids: str) -> Callable[[Any], Any]:
+    """`parse`, with the ids an answer leaves out taken from the path that was asked (the object is where
+    it was asked for; its raw JSON still shows what was sent)."""
+
+    def parse_here(data: Any):
+        obj = parse(data)
+        missing = {name: value for name, value in ids.items() if not getattr(obj, name)}
+        return replace(obj, **missing) if missing else obj
+
+    return parse_here
+
+
 def _body(**fields: Any) -> dict:
     """A request body without the fields left at None (so the upstream applies its defaults)."""
     return {k: v for k, v in fields.items() if v is not None}
@@ -361,12 +373,12 @@ class AssistantsClient:
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
         data, info = await self._call("GET", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}")
-        run = Run.from_json(data)
-        # An answer that leaves out its ids is still the run asked for (its raw JSON shows what was sent).
-        return replace(run, id=run.id or run_id, thread_id=run.thread_id or thread_id, info=info)
+        return replace(_placed(Run.from_json, id=run_id, thread_id=thread_id)(data), info=info)
 
     async def list_runs(self, thread_id: str, **page) -> Page[Run]:
-        return await self._page(f"/threads/{_seg(thread_id)}/runs", Run.from_json, **page)
+        return await self._page(
+            f"/threads/{_seg(thread_id)}/runs", _placed(Run.from_json, thread_id=thread_id), **page
+        )
 
     def iter_runs(self, thread_id: str, order: str = "asc") -> AsyncIterator[Run]:
         return self._all(lambda after: self.list_runs(thread_id, limit=MAX_PAGE, order=order, after=after))
@@ -393,11 +405,11 @@ class AssistantsClient:
         data, info = await self._call(
             "POST", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}", json={"metadata": metadata}
         )
-        return replace(Run.from_json(data), info=info)
+        return replace(_placed(Run.from_json, id=run_id, thread_id=thread_id)(data), info=info)
 
     async def cancel_run(self, thread_id: str, run_id: str) -> Run:
         data, info = await self._call("POST", f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/cancel")
-        return replace(Run.from_json(data), info=info)
+        return replace(_placed(Run.from_json, id=run_id, thread_id=thread_id)(data), info=info)
 
     async def submit_tool_outputs(self, thread_id: str, run_id: str, outputs: list[dict]) -> Run:
         data, info = await self._call(
@@ -405,7 +417,7 @@ class AssistantsClient:
             f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/submit_tool_outputs",
             json={"tool_outputs": outputs},
         )
-        return replace(Run.from_json(data), info=info)
+        return replace(_placed(Run.from_json, id=run_id, thread_id=thread_id)(data), info=info)
 
     def stream_submit_tool_outputs(self, thread_id: str, run_id: str, outputs: list[dict]):
         return self._stream(
@@ -419,7 +431,7 @@ class AssistantsClient:
     ) -> Page[Step]:
         return await self._page(
             f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps",
-            Step.from_json,
+            _placed(Step.from_json, run_id=run_id, thread_id=thread_id),
             include_content=include_content,
             **page,
         )
@@ -441,10 +453,7 @@ class AssistantsClient:
             f"/threads/{_seg(thread_id)}/runs/{_seg(run_id)}/steps/{_seg(step_id)}",
             include_content=include_content,
         )
-        step = Step.from_json(data)
-        return replace(
-            step, id=step.id or step_id, run_id=step.run_id or run_id, thread_id=step.thread_id or thread_id
-        )
+        return _placed(Step.from_json, id=step_id, run_id=run_id, thread_id=thread_id)(data)
 
     # --- threads, messages, assistants, files --------------------------------------------------
 
@@ -458,7 +467,10 @@ class AssistantsClient:
 
     async def list_messages(self, thread_id: str, *, run_id: str | None = None, **page) -> Page[Message]:
         return await self._page(
-            f"/threads/{_seg(thread_id)}/messages", Message.from_json, run_id=run_id, **page
+            f"/threads/{_seg(thread_id)}/messages",
+            _placed(Message.from_json, thread_id=thread_id),
+            run_id=run_id,
+            **page,
         )
 
     def iter_messages(
@@ -472,7 +484,7 @@ class AssistantsClient:
 
     async def get_message(self, thread_id: str, message_id: str) -> Message:
         data, _ = await self._call("GET", f"/threads/{_seg(thread_id)}/messages/{_seg(message_id)}")
-        return Message.from_json(data)
+        return _placed(Message.from_json, id=message_id, thread_id=thread_id)(data)
 
     async def list_assistants(self, **page) -> Page[Assistant]:
         return await self._page("/assistants", Assistant.from_json, **page)

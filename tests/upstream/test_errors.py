@@ -288,14 +288,20 @@ async def test_a_transport_error_does_not_chain_the_httpx_exception(upstream, ma
     assert error.__suppress_context__
 
 
-async def test_a_run_or_step_answered_without_its_ids_is_still_the_one_asked_for(upstream, client):
+async def test_objects_answered_without_their_ids_are_placed_where_they_were_asked_for(upstream, client):
     bare = {k: v for k, v in run_json().items() if k not in ("id", "thread_id")}
     upstream.get(RUN_PATH).respond(200, json=bare)
+    upstream.get("/threads/thread_1/runs").respond(200, json=page_json([{**bare, "id": "run_2"}]))
     upstream.get(RUN_PATH + "/steps/step_1").respond(200, json={"type": "message_creation"})
+    upstream.get(RUN_PATH + "/steps").respond(200, json=page_json([{"id": "step_2"}]))
 
     run = await client.get_run("thread_1", "run_1")
+    (listed,) = (await client.list_runs("thread_1")).data
     step = await client.get_step("thread_1", "run_1", "step_1")
+    (listed_step,) = (await client.list_steps("thread_1", "run_1")).data
 
     assert (run.id, run.thread_id) == ("run_1", "thread_1")
     assert "id" not in run.raw  # shown as sent
+    assert (listed.id, listed.thread_id) == ("run_2", "thread_1")
     assert (step.id, step.run_id, step.thread_id) == ("step_1", "run_1", "thread_1")
+    assert (listed_step.id, listed_step.run_id, listed_step.thread_id) == ("step_2", "run_1", "thread_1")
