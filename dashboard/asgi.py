@@ -12,7 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from runs_ui import lifecycle  # noqa: E402
-from runs_ui.routing import websocket_urlpatterns  # noqa: E402
+from runs_ui.live.routing import websocket_urlpatterns  # noqa: E402
 from runs_ui.socket_origin import OriginCheck  # noqa: E402
 
 application = ProtocolTypeRouter(

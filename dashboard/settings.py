@@ -102,16 +102,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REDIS_URL = env.str("REDIS_URL", "")
 # Prefix of every Redis key (channel layer, leases, live state), so deployments can share a Redis.
 REDIS_PREFIX = env.str("REDIS_PREFIX", "runs")
+# The shared store (leases, versions, saved states) waits this long at most for a free pooled connection
+# and for Redis to answer: a hung Redis shows as delayed live updates within seconds, never a stuck page.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", 200, validate=Range(min=1))
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", 5.0, validate=Range(min=0.1))
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 5.0, validate=Range(min=0.1))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py's pool holds 100 connections and raises when they are all in use: thousands of
-            # sockets joining or leaving groups at once then crash with MaxConnectionsError (code 1011).
-            # Its 5 s read timeout equals channels_redis's 5 s blocking pop: a busy process then times out
-            # just before Redis answers, and the socket dies; 30 s leaves the pop room.
+            # channels_redis on a blocking pool (runs_ui/live/layer.py): thousands of sockets joining or
+            # leaving at once wait for a connection instead of crashing with MaxConnectionsError.
+            # The read timeout must exceed channels_redis's 5 s blocking pop, or a busy process times out
+            # just before Redis answers and the socket dies.
+            "BACKEND": "runs_ui.live.layer.BlockingPoolRedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 30}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": 1000,
+                        "timeout": REDIS_POOL_TIMEOUT,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                    }
+                ],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 500,
                 "expiry": 30,
@@ -176,6 +189,7 @@ ASSISTANTS_API_VERSION = env.str("ASSISTANTS_API_VERSION", "")
 UPSTREAM_TIMEOUT = env.float("UPSTREAM_TIMEOUT", 20.0, validate=Range(min=0.1))
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", 5.0, validate=Range(min=0.1))
 UPSTREAM_RETRIES = env.int("UPSTREAM_RETRIES", 3, validate=Range(min=0, max=10))
+# The most requests per second the live watchers of all processes together make to one connection.
 UPSTREAM_MAX_RPS = env.float("UPSTREAM_MAX_RPS", 20.0, validate=Range(min=0.1))
 # Fernet key for API keys of connections added in the admin; derived from SECRET_KEY when unset.
 CONNECTIONS_ENCRYPTION_KEY = env.str("CONNECTIONS_ENCRYPTION_KEY", "")
@@ -197,8 +211,20 @@ READ_ONLY = env.bool("READ_ONLY", False)
 AUDIT_HASH_TOOL_OUTPUTS = env.bool("AUDIT_HASH_TOOL_OUTPUTS", False)
 # Bearer token agent applications use to register threads; empty = the endpoint is off.
 INDEX_API_TOKEN = env.str("INDEX_API_TOKEN", "")
-# 0.6 s leaves a watched run's budget of 2 GET/s room for its steps and messages.
+# How often a watched run is polled, by who looks at it: on a run page (0.6 s leaves its budget of
+# 2 GET/s room for steps and messages), on a thread page, only on the home list or inbox (4 s keeps a
+# row's p95 under 5 s).
 WATCH_FAST_SECONDS = env.float("WATCH_FAST_SECONDS", 0.6, validate=Range(min=0.05))
-WATCH_SLOW_SECONDS = env.float("WATCH_SLOW_SECONDS", 5.0, validate=Range(min=0.1))
+WATCH_THREAD_SECONDS = env.float("WATCH_THREAD_SECONDS", 2.0, validate=Range(min=0.05))
+WATCH_SLOW_SECONDS = env.float("WATCH_SLOW_SECONDS", 4.0, validate=Range(min=0.1))
 WATCH_LEASE_SECONDS = env.float("WATCH_LEASE_SECONDS", 5.0, validate=Range(min=1))
 CANCEL_STUCK_SECONDS = env.int("CANCEL_STUCK_SECONDS", 60, validate=Range(min=1))
+# Each process looks after its sockets this often: missed pushes, the store coming back, dead watches.
+LIVE_PROBE_SECONDS = env.float("LIVE_PROBE_SECONDS", 2.0, validate=Range(min=0.05))
+# A socket's session is checked again this often (logout, deactivation or a role change take effect).
+LIVE_SESSION_CHECK_SECONDS = env.float("LIVE_SESSION_CHECK_SECONDS", 30.0, validate=Range(min=0.05))
+# The home list follows the active latest runs of this many threads; the inbox this many active runs.
+LIVE_INDEX_WATCH_LIMIT = env.int("LIVE_INDEX_WATCH_LIMIT", 50, validate=Range(min=0))
+LIVE_INBOX_WATCH_LIMIT = env.int("LIVE_INBOX_WATCH_LIMIT", 1000, validate=Range(min=0))
+# Bearer token for GET /metrics (Prometheus); empty = the endpoint is off.
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")

@@ -56,3 +56,38 @@ async def assistant_name(client: AssistantsClient, assistant_id: str, pace=None)
         except UpstreamError:
             names[assistant_id] = ""
     return names.get(assistant_id, "")
+
+
+def cached_names(client: AssistantsClient, pace=None) -> dict[str, str]:
+    """The names known now, without waiting: a miss or an old entry starts a refresh in the background,
+    so live pushes never wait for names (the next push carries them)."""
+    key = f"{client.name}@{client.base_url}"
+    hit = _cache.get(key)
+    if hit is None or time.monotonic() - hit[0] >= TTL_SECONDS:
+        flight = (key, id(asyncio.get_running_loop()))
+        if flight not in _fetching:
+            _fetching[flight] = background(_fetch(client, key, pace), "assistant-names")
+            _fetching[flight].add_done_callback(lambda _: _fetching.pop(flight, None))
+    return hit[1] if hit else {}
+
+
+def cached_name(client: AssistantsClient, assistant_id: str, pace=None) -> str:
+    """One assistant's name if known now ("" otherwise; see `cached_names`)."""
+    if client is None:
+        return ""
+    names = cached_names(client, pace)
+    if assistant_id and assistant_id not in names and names:
+        flight = (f"{client.name}@{client.base_url}#{assistant_id}", id(asyncio.get_running_loop()))
+        if flight not in _fetching:
+            _fetching[flight] = background(_fetch_one(client, names, assistant_id, pace), "assistant-name")
+            _fetching[flight].add_done_callback(lambda _: _fetching.pop(flight, None))
+    return names.get(assistant_id, "")
+
+
+async def _fetch_one(client: AssistantsClient, names: dict[str, str], assistant_id: str, pace) -> None:
+    if pace is not None:
+        await pace()
+    try:
+        names[assistant_id] = (await client.get_assistant(assistant_id)).label
+    except UpstreamError:
+        names[assistant_id] = ""

@@ -1,4 +1,4 @@
-"""Process shutdown: stop the watchers, close the upstream connection pool and the Redis client.
+"""Process shutdown: stop the relays, watchers and side tasks, close the upstream pool and the Redis client.
 
 daphne (Twisted) has no ASGI lifespan events, so under daphne this hooks Twisted's shutdown; servers
 that speak lifespan (uvicorn, hypercorn) get the `lifespan` app.
@@ -15,14 +15,18 @@ log = logging.getLogger(__name__)
 
 
 async def shutdown() -> None:
-    from .shared_state import shared
+    from .live import relay
+    from .live.hub import hub
+    from .live.store import store
+    from .live.watcher import watcher
     from .upstream.client import close_pool
-    from .watcher import watcher
 
+    await relay.stop()
+    await hub.stop()
     await watcher.stop()
     await close_pool()
-    await shared().close()
-    log.info("watchers stopped, upstream pool closed")
+    await store().close()
+    log.info("relays and watchers stopped, upstream pool closed")
 
 
 def hook_daphne() -> None:

@@ -3,7 +3,8 @@ connections other than the default)."""
 
 from django.urls import include, path
 
-from .views import actions, api, downloads, home, pages
+from .live import polling
+from .views import actions, api, downloads, health, home, pages
 
 app_name = "runs_ui"
 
@@ -32,6 +33,13 @@ urlpatterns = [
     path("new/", actions.create_thread_and_run, name="thread-create"),
     # For agent applications: register threads with a bearer token (INDEX_API_TOKEN).
     path("api/threads/", api.register_threads, name="api-register-threads"),
+    # The live view's polling fallback, while a page's socket is down (same state as the socket's).
+    path("live/runs/<slug:conn>/<str:thread_id>/<str:run_id>/", polling.run_state, name="live-run"),
+    path("live/threads/<slug:conn>/<str:thread_id>/", polling.thread_state, name="live-thread"),
+    path("live/index/", polling.index_state, name="live-index"),
+    # For load balancers and Prometheus: no login (METRICS_TOKEN guards /metrics).
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", health.metrics, name="metrics"),
     *upstream_patterns,
     path("c/<slug:connection>/", include(upstream_patterns)),
 ]

@@ -16,13 +16,14 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
-from .. import audit, index, stream_relay
+from .. import audit, index
 from ..connections import info_for
 from ..forms import CancelForm, CreateThreadAndRunForm, MetadataForm, StartRunForm, ToolOutputsForm
 from ..links import url_for
 from ..upstream.errors import UpstreamError, UpstreamTimeout
 from ..upstream.objects import RUN_TERMINAL
-from ..watcher import watcher
+from ..live import relay as stream_relay
+from ..live.watcher import watcher
 from .responses import check_id, render_page, upstream_view
 
 GET_POST = require_http_methods(["GET", "POST"])

@@ -12,12 +12,11 @@ from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages as flash
 from django.db.models import F
-from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import index, live
+from .. import index
 from ..assistants import assistant_names
 from ..connections import default_client
 from ..discovery import import_listed_threads
@@ -39,8 +38,6 @@ CONCURRENCY = 8
 
 @require_GET
 async def home(request):
-    if request.GET.get("part") == "live":
-        return await _home_live()
     user = await request.auser()
     form = IndexFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
@@ -70,22 +67,13 @@ async def home(request):
         if has_more
         else "",
         "page_url": f"?{urlencode(query)}" if query else "?",
-        "live_url": "/ws/index/",
-        "live_poll_url": "?part=live",
+        # New threads first seen after this page was drawn come with the socket's resync.
+        "live_url": f"/ws/index/?since={time.time():.3f}" if not filtering and offset == 0 else "/ws/index/",
+        "live_poll_url": reverse("runs_ui:live-index"),
         "names": await _names_soon(),
     }
     partial = "thread-rows" if request.GET.get("part") == "list" else None
     return render_page(request, "runs_ui/home.html", context, partial=partial)
-
-
-async def _home_live():
-    """The polling fallback of the home page: its status cells, from the index (no upstream calls)."""
-    entries = ThreadEntry.objects.exclude(latest_status="").order_by("-last_seen")[:HOME_PAGE]
-    cells = [
-        live.render_index_cell(e.connection, e.thread_id, e.latest_status, e.latest_error_code)
-        async for e in entries
-    ]
-    return HttpResponse("".join(cells))
 
 
 async def _names_soon() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Read-only pages of one thread: its timeline, a run, a step (and the polling fallback of their live view).
+"""Read-only pages of one thread: its timeline, a run, a step.
 
 Each page's shell arrives first (one round of concurrent upstream calls: the object the URL names and
 what its header needs); its lists fill in through htmx partials served by the same view (`?part=…`),
@@ -12,32 +12,27 @@ import contextlib
 import time
 from urllib.parse import urlencode
 
-from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.utils.cache import patch_vary_headers
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, index, live
+from .. import audit, index
 from ..assistants import assistant_names
 from ..connections import info_for
 from ..links import url_for
-from ..live import header_context
+from ..live import bus
+from ..live.fragments import header_context
 from ..models import RunSnapshot
 from ..timeline import interleave, message_of, run_durations, waterfall
 from ..upstream.client import MAX_PAGE
 from ..upstream.errors import NotFound, UpstreamError
-from ..upstream.objects import RUN_TERMINAL, MessageCreation, is_id
-from ..watcher import watcher
+from ..upstream.objects import MessageCreation, is_id
 from .responses import check_id, render_page, upstream_view, wants_partial
 
 TIMELINE_PAGE = 30
 STEPS_PAGE = 100
 #: Upstream requests one page (or export) makes at once.
 CONCURRENCY = 8
-#: A page polling while its socket is down keeps its run watched this long after each poll.
-POLL_PIN_SECONDS = 15
-#: How long a polling page waits for a just-restarted watcher's first look at the run.
-FIRST_POLL_WAIT = 3.0
 
 
 async def _nothing():
@@ -64,13 +59,6 @@ async def thread_detail(request, client, thread_id):
     order = "asc" if request.GET.get("order") == "asc" else "desc"
     if wants_partial(request) and request.GET.get("part") == "timeline":
         return await _timeline(request, client, thread_id, order)
-    if request.GET.get("part") == "live":
-        return await _live_state(
-            request,
-            await live.thread_state_keys(_conn(client), thread_id),
-            "thread",
-            lambda: watcher.touch_thread(_conn(client), thread_id),
-        )
     thread = await client.get_thread(thread_id)
     entry = await index.record_thread(_conn(client), thread_id, "opened", thread)
     user = await request.auser()
@@ -87,7 +75,7 @@ async def thread_detail(request, client, thread_id):
         "watched": await entry.watchers.filter(pk=user.pk).aexists(),
         "timeline_url": "?" + urlencode({"part": "timeline", "order": order, **cursors}),
         "live_url": f"/ws/threads/{_conn(client)}/{thread_id}/",
-        "live_poll_url": "?part=live",
+        "live_poll_url": reverse("runs_ui:live-thread", kwargs={"conn": _conn(client), "thread_id": thread_id}),
     }
     return render_page(request, "runs_ui/thread_detail.html", context)
 
@@ -97,6 +85,8 @@ async def _timeline(request, client, thread_id, order):
     messages_after = _cursor(request, "messages_after", "message")
     runs_done = request.GET.get("runs_done") == "1"
     messages_done = request.GET.get("messages_done") == "1"
+    conn = _conn(client)
+    stamps = await _run_stamps(conn, thread_id)
     runs, messages, names = await asyncio.gather(
         _nothing()
         if runs_done
@@ -107,7 +97,6 @@ async def _timeline(request, client, thread_id, order):
         assistant_names(client),
     )
     page = interleave(runs, messages, order=order, runs_after=runs_after, messages_after=messages_after)
-    conn = _conn(client)
     if runs:
         await index.record_runs(conn, thread_id, runs.data)
         await audit.reconcile_starts(conn, thread_id, runs.data)
@@ -131,14 +120,24 @@ async def _timeline(request, client, thread_id, order):
         "conn": conn,
         "thread_id": thread_id,
         "page": page,
-        "items": [_decorate(item, names, now) for item in page.items],
+        "items": [_decorate(item, names, now, conn, stamps) for item in page.items],
         "next_url": next_url,
     }
     return render_page(request, "runs_ui/thread_detail.html", context, partial="timeline-page")
 
 
-def _decorate(item, names: dict, now: float):
-    """What a timeline row needs beyond the object: the assistant's name and the run's total duration."""
+async def _run_stamps(conn: str, thread_id: str) -> dict[str, str]:
+    """Version stamps of the thread's runs the index knows, read before the timeline is fetched."""
+    known = RunSnapshot.objects.filter(connection=conn, thread__thread_id=thread_id).order_by("-id")
+    keys = {
+        bus.run_key(conn, thread_id, run_id): run_id async for run_id in known.values_list("run_id", flat=True)[:200]
+    }
+    return {keys[key]: stamp for key, stamp in (await bus.page_stamps(list(keys))).items()}
+
+
+def _decorate(item, names: dict, now: float, conn: str, stamps: dict[str, str]):
+    """What a timeline row needs beyond the object: the assistant's name, the run's total duration and the
+    version its live updates must be newer than."""
     if item.kind == "run":
         run = item.obj
         return {
@@ -146,6 +145,7 @@ def _decorate(item, names: dict, now: float):
             "run": run,
             "assistant_name": names.get(run.assistant_id, ""),
             "total": run_durations(run, now)[-1].seconds,
+            "live_v": stamps.get(run.id, ""),
         }
     return {"kind": "message", "message": item.obj}
 
@@ -172,52 +172,27 @@ async def run_detail(request, client, thread_id, run_id):
     check_id("thread", thread_id)
     check_id("run", run_id)
     part = request.GET.get("part")
+    stamp = await bus.page_stamp(bus.run_key(_conn(client), thread_id, run_id))
     if wants_partial(request) and part == "steps":
-        return await _steps(request, client, thread_id, run_id)
-    if part == "live":
-        conn = _conn(client)
-        # As on the socket: a run known to have ended costs nothing to keep on screen.
-        snapshot = await RunSnapshot.objects.filter(connection=conn, run_id=run_id).afirst()
-        ended = snapshot is not None and snapshot.status in RUN_TERMINAL
-
-        def keep_watching():
-            return None if ended else watcher.touch_run(conn, thread_id, run_id, POLL_PIN_SECONDS)
-
-        return await _live_state(request, [live.run_state_key(conn, run_id)], "run", keep_watching)
+        return await _steps(request, client, thread_id, run_id, stamp)
     # The first steps come along (concurrently) for the header's "waiting for tool outputs" duration.
     run, names, first_steps = await asyncio.gather(
         client.get_run(thread_id, run_id),
         assistant_names(client),
         client.list_steps(thread_id, run_id, limit=STEPS_PAGE, order="asc"),
     )
-    context = await run_context(request, client, run, names, first_steps.data)
+    context = await run_context(request, client, run, names, first_steps.data, stamp)
     context["steps_after"] = after = _cursor(request, "after", "step")
     context["steps_url"] = "?" + urlencode({"part": "steps", **({"after": after} if after else {})})
     context["live_url"] = f"/ws/runs/{_conn(client)}/{thread_id}/{run_id}/"
-    context["live_poll_url"] = "?part=live"
+    context["live_poll_url"] = reverse(
+        "runs_ui:live-run", kwargs={"conn": _conn(client), "thread_id": thread_id, "run_id": run_id}
+    )
     partial = "run-header" if part == "header" else None
     return render_page(request, "runs_ui/run_detail.html", context, partial=partial)
 
 
-async def _live_state(request, keys, page, keep_watching):
-    """The polling fallback while a page's socket is down: the same state a reconnecting socket gets.
-
-    It reads what the (single) watcher last published and keeps that watcher going, so a hundred
-    polling pages still cost the upstream one poller.
-    """
-    watch = keep_watching()
-    if watch is not None and getattr(watch, "run", True) is None:
-        # Its watcher had stopped (the socket went away): wait for its first fresh look, not the old state.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(watch.polled.wait(), timeout=FIRST_POLL_WAIT)
-    variant = "operator" if request.roles.can_act else "viewer"
-    states = await live.current_state(keys)
-    response = HttpResponse("".join(live.html_for(s, variant, page) for s in states))
-    patch_vary_headers(response, ["HX-Request"])
-    return response
-
-
-async def run_context(request, client, run, names: dict, steps: list = ()) -> dict:
+async def run_context(request, client, run, names: dict, steps: list = (), stamp: str = "") -> dict:
     """Everything the run page shows above its steps; the live pushes build the header the same way."""
     conn = _conn(client)
     await index.record_runs(conn, run.thread_id, [run])
@@ -229,6 +204,7 @@ async def run_context(request, client, run, names: dict, steps: list = ()) -> di
         snapshot.transitions if snapshot else [],
         request.roles.can_act,
         steps,
+        live_v=stamp,
     )
     context["connection"] = info_for(client)
     await audit.settle_interrupted(conn, run)
@@ -237,7 +213,7 @@ async def run_context(request, client, run, names: dict, steps: list = ()) -> di
     return context
 
 
-async def _steps(request, client, thread_id, run_id):
+async def _steps(request, client, thread_id, run_id, stamp: str):
     """One page of a run's steps (≤ 100), with the messages they created and their waterfall bars."""
     after = _cursor(request, "after", "step")
     messages_after = _cursor(request, "messages_after", "message")
@@ -265,6 +241,7 @@ async def _steps(request, client, thread_id, run_id):
         "bars": waterfall(run, steps.data, now),
         "first_page": after is None,
         "next_url": next_url,
+        "live_v": stamp,
     }
     return render_page(request, "runs_ui/run_detail.html", context, partial="step-page")
 

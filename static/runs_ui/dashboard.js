@@ -105,18 +105,37 @@
     setInterval(() => localizeTimes(document), 30000);
   });
   // --- live updates ------------------------------------------------------------------------------
+  // Every element drawn from live state carries data-v="<object>@<epoch>-<seq>": the version it was
+  // drawn from (pages drawn over HTTP stamp themselves half a step after the last push they could have
+  // seen). A copy older than the one on the page never replaces it, however late it arrives.
+  function parseVersion(value) {
+    const at = value ? value.lastIndexOf("@") : -1;
+    if (at < 0) return null;
+    const [epoch, seq] = value.slice(at + 1).split("-").map(Number);
+    return { key: value.slice(0, at), epoch, seq };
+  }
+  function isOlder(incoming, existing) {
+    const a = parseVersion(incoming.getAttribute("data-v"));
+    const b = parseVersion(existing.getAttribute("data-v"));
+    if (!a || !b || a.key !== b.key) return false;
+    return a.epoch < b.epoch || (a.epoch === b.epoch && a.seq < b.seq);
+  }
+
   // A push names elements by id; one for something this page does not show (yet) — a run row before
   // the timeline has drawn it, say — has nothing to replace, and the list draws it fresh when it loads.
-  // Such parts are dropped quietly here, rather than htmx logging an error for each.
+  // Such parts are dropped quietly here, rather than htmx logging an error for each; so are parts older
+  // than what the page shows.
   htmx.defineExtension("live-oob", {
     transformResponse(text) {
       const tpl = document.createElement("template");
       tpl.innerHTML = text;
-      const missing = Array.from(tpl.content.children).filter(
-        (el) => el.hasAttribute("hx-swap-oob") && el.id && !document.getElementById(el.id),
-      );
-      missing.forEach((el) => el.remove());
-      return missing.length ? tpl.innerHTML : text;
+      const dropped = Array.from(tpl.content.children).filter((el) => {
+        if (!el.hasAttribute("hx-swap-oob") || !el.id) return false;
+        const target = document.getElementById(el.id);
+        return !target || isOlder(el, target);
+      });
+      dropped.forEach((el) => el.remove());
+      return dropped.length ? tpl.innerHTML : text;
     },
   });
 
@@ -127,7 +146,10 @@
 
   function mergeInto(list, item, where) {
     const existing = item.id && list.querySelector(`:scope > [id="${CSS.escape(item.id)}"]`);
-    if (existing) { if (where !== "add-only") existing.replaceWith(item); return true; }
+    if (existing) {
+      if (where !== "add-only" && !isOlder(item, existing)) existing.replaceWith(item);
+      return true;
+    }
     list.querySelectorAll(":scope > .empty-note").forEach((note) => note.remove());
     if (where === "top") { list.prepend(item); return true; }
     if (listComplete(list)) { list.append(item); return true; }
@@ -172,7 +194,7 @@
       } else if (kind === "bodies") {
         items.forEach((body) => {
           document.querySelectorAll(`[data-message-body="${CSS.escape(body.dataset.messageBody)}"]`)
-            .forEach((el) => el.replaceWith(copy(body)));
+            .forEach((el) => { if (!isOlder(body, el)) el.replaceWith(copy(body)); });
         });
       } else if (kind === "waterfall") {
         document.querySelectorAll(`.waterfall[data-run="${CSS.escape(tpl.dataset.run)}"]`).forEach((wf) => {
@@ -183,7 +205,8 @@
           const complete = !steps || listComplete(steps);
           items.forEach((row) => {
             const existing = row.id && wf.querySelector(`[id="${CSS.escape(row.id)}"]`);
-            if (existing) existing.replaceWith(copy(row)); else if (complete) wf.append(copy(row));
+            if (existing) { if (!isOlder(row, existing)) existing.replaceWith(copy(row)); }
+            else if (complete) wf.append(copy(row));
           });
           layoutWaterfall(wf);
         });
@@ -195,8 +218,20 @@
         items.forEach((item) => {
           const existing = item.id && timeline.querySelector(`:scope > [id="${CSS.escape(item.id)}"]`);
           // A run row on the page keeps its own state (expanded steps); its head is updated by id.
-          if (existing) { if (!existing.classList.contains("tl-run")) existing.replaceWith(copy(item)); return; }
+          if (existing) {
+            if (!existing.classList.contains("tl-run") && !isOlder(item, existing)) existing.replaceWith(copy(item));
+            return;
+          }
           if (insert) mergeInto(timeline, copy(item), newestFirst ? "top" : "add-only");
+        });
+      } else if (kind === "rows") {
+        // Threads first seen while this home page was open: added at the top, newest first.
+        const rows = document.getElementById("thread-rows");
+        if (!rows) return;
+        items.reverse().forEach((row) => {
+          if (row.id && document.getElementById(row.id)) return;
+          rows.querySelectorAll(":scope > .empty-note").forEach((note) => note.remove());
+          rows.prepend(copy(row));
         });
       }
     });

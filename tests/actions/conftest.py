@@ -24,9 +24,9 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 
-from runs_ui import stream_relay
+from runs_ui.live import relay as stream_relay
 from runs_ui.models import AuditRecord
-from runs_ui.watcher import watcher
+from runs_ui.live.watcher import watcher
 from tests.fixtures import SandboxRun, csrf_token
 
 # --- talking to the dashboard ----------------------------------------------------------------------

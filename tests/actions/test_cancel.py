@@ -4,7 +4,7 @@ import asyncio
 
 import httpx
 
-from runs_ui.watcher import watcher
+from runs_ui.live.watcher import watcher
 from tests.actions.conftest import (
     calls_to,
     fault,
@@ -46,8 +46,8 @@ async def test_a_cancel_with_a_reason_moves_the_run_to_cancelling_then_cancelled
     assert 'title="cancelling"' in page.content.decode()
     assert "Cancel run…" not in text(page)
     # The page follows the run: its watcher polls it until it has ended.
-    watch = watcher.runs[("default", run.run_id)]
-    await eventually(lambda: watch.run is not None and watch.run.status == "cancelled", timeout=15)
+    watch = watcher.runs[("default", run.thread_id, run.run_id)]
+    await eventually(lambda: watch.state.run is not None and watch.state.run.status == "cancelled", timeout=15)
     wait_for(run, "cancelled")
     page = await operator_client.get(run_path(run))
     assert 'title="cancelled"' in page.content.decode()

@@ -23,7 +23,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
 from dashboard.asgi import application
-from runs_ui import shared_state
+from runs_ui.live import store as live_store
 from sandbox.wire import page as page_json  # the list envelope as the sandbox sends it
 from tests.live.support import (
     HOST,
@@ -72,7 +72,7 @@ async def redis_layer(live_layer, settings):
     settings.REDIS_URL = REDIS_URL
     settings.CHANNEL_LAYERS = layer_settings(REDIS_URL)
     await reset_live_state()
-    assert isinstance(shared_state.shared(), shared_state.RedisState)
+    assert isinstance(live_store.store(), live_store.RedisStore)
     yield
     await reset_live_state()
 

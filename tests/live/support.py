@@ -22,8 +22,10 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import AsyncClient
 
-from runs_ui import shared_state, stream_relay
-from runs_ui.watcher import watcher
+from runs_ui.live import relay
+from runs_ui.live import store as live_store
+from runs_ui.live.hub import hub
+from runs_ui.live.watcher import watcher
 
 #: Every Redis key these tests write starts with this, so a session never touches another's keys.
 SESSION_PREFIX = f"runs-live-test-{secrets.token_hex(4)}"
@@ -117,25 +119,22 @@ def layer_settings(redis_url: str) -> dict:
 
 
 async def reset_live_state() -> None:
-    """Stop watchers and relays, then drop the cached channel layer and shared state (and their keys)."""
+    """Stop relays, watchers and the hub, then drop the cached channel layer and store (and their keys)."""
+    await relay.stop()
+    await hub.stop()
     await watcher.stop()
-    relays = list(stream_relay._tasks)
-    for task in relays:
-        task.cancel()
-    await asyncio.gather(*relays, return_exceptions=True)
     layer = channel_layers.backends.get("default")
     if layer is not None and hasattr(layer, "flush") and hasattr(layer, "close_pools"):
         await layer.flush()  # channels_redis: deletes this prefix's keys and closes its pools
     channel_layers.backends.clear()
-    state = shared_state._shared
-    if isinstance(state, shared_state.RedisState):
+    state = live_store._store
+    if isinstance(state, live_store.RedisStore):
         redis = state._redis()
         keys = [key async for key in redis.scan_iter(match=f"{SESSION_PREFIX}:*", count=1000)]
         if keys:
             await redis.delete(*keys)
         await state.close()
-    shared_state._shared = None
-    watcher._buckets.clear()
+    live_store.reset()
 
 
 # --- sockets -----------------------------------------------------------------------------------
@@ -286,3 +285,77 @@ def message_text(html: str, message_id: str) -> str | None:
         return None
     body = html[html.index(">", start) + 1 : html.find("</template>", start)]
     return unescape(re.sub(r"<[^>]+>", "", body)).strip()
+
+
+def swapped(html: str, element_id: str) -> bool:
+    """Whether `html` carries the element with this id for an out-of-band swap (whatever its data-v)."""
+    return bool(re.search(rf'<[^>]*\bid="{re.escape(element_id)}"[^>]*\bhx-swap-oob="true"', html))
+
+
+def stale_banner(html: str) -> str | None:
+    """The text of a pushed "live updates are delayed" banner, or None."""
+    match = re.search(r'<div id="live-stale"[^>]*class="banner warning"[^>]*>(.*?)</div>', html, re.S)
+    return unescape(match.group(1)) if match else None
+
+
+def stale_cleared(html: str) -> bool:
+    """Whether `html` clears the banner (an empty #live-stale)."""
+    return bool(re.search(r'<div id="live-stale"(?: data-v="[^"]*")? hx-swap-oob="true"></div>', html))
+
+
+def versions(html: str) -> list[str]:
+    """Every data-v in a push, in order."""
+    return re.findall(r'data-v="([^"]*)"', html)
+
+
+# --- an injectable clock ---------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock that moves only when the test says: `advance(seconds)` wakes whoever's sleep is over.
+
+    Timing logic (the watcher's pace, the budget) then does not depend on how busy the machine is."""
+
+    def __init__(self, start: float = 1000.0, wall: float = 1_700_000_000.0):
+        self.now = start
+        self.wall = wall - start
+        self._sleepers: list[tuple[float, int, asyncio.Future]] = []
+        self._order = 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.wall + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._order += 1
+        self._sleepers.append((self.now + seconds, self._order, future))
+        await future
+
+    async def wait_for(self, event: asyncio.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        waiter = asyncio.ensure_future(event.wait())
+        sleeper = asyncio.ensure_future(self.sleep(timeout))
+        done, pending = await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return event.is_set()
+
+    async def advance(self, seconds: float, step: float = 0.01) -> None:
+        """Move time forward in small steps, letting everything that wakes run at each."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            due = [s for s in self._sleepers if s[0] <= self.now]
+            self._sleepers = [s for s in self._sleepers if s[0] > self.now]
+            for _, _, future in sorted(due):
+                if not future.done():
+                    future.set_result(None)
+            for _ in range(5):  # what woke may sleep again, or take a few hops to get there
+                await asyncio.sleep(0)

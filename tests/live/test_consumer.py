@@ -8,18 +8,23 @@ import time
 
 import pytest
 
-from runs_ui import index, live
+from runs_ui import index
+from runs_ui.live import bus, fragments
+from runs_ui.live.budget import Priority
+from runs_ui.live.store import store
+from runs_ui.live.watcher import watcher
 from runs_ui.upstream.objects import Run, Step
-from runs_ui.watcher import watcher
 from tests.fixtures import eventually
 from tests.live.support import (
     message_text,
     run_path,
     sandbox_get,
     sandbox_post,
+    stale_cleared,
     status_sequence,
     statuses,
     step_ids,
+    swapped,
     wait_status,
 )
 
@@ -120,7 +125,7 @@ async def test_a_status_change_in_the_sandbox_arrives_as_a_run_header_fragment(
     await wait_status(sandbox, run, "completed")
     completed = await socket.expect(lambda html: "completed" in statuses(html, run.run_id))
     # The header is swapped out of band by id, and carries the new badge under run-status-<id>.
-    assert f'<section class="panel" id="run-header-{run.run_id}" hx-swap-oob="true">' in completed
+    assert swapped(completed, f"run-header-{run.run_id}")
     assert re.search(
         rf'<span id="run-status-{run.run_id}"><span class="badge [^"]*" title="completed">completed</span>',
         completed,
@@ -160,7 +165,7 @@ def test_a_message_step_pushed_before_its_message_is_fetched_leaves_room_for_the
         }
     )
     run = Run.from_json({"id": "run_1", "thread_id": "thread_1", "status": "in_progress"})
-    html = live.render_steps("default", run, [step], messages={})
+    html = fragments.steps("default", run, [step], {}, live_v="")
     placeholder = re.search(r'<div class="message-body" data-message-body="msg_1">(.*?)</div>', html, re.S)
     assert placeholder and "Created message" in placeholder.group(1)
 
@@ -168,7 +173,7 @@ def test_a_message_step_pushed_before_its_message_is_fetched_leaves_room_for_the
 async def test_the_thread_socket_gets_new_runs_started_on_the_thread(
     open_socket, users, make_run, sandbox, settings
 ):
-    settings.WATCH_SLOW_SECONDS = 0.3
+    settings.WATCH_SLOW_SECONDS = settings.WATCH_THREAD_SECONDS = 0.3
     first = make_run("answer", speed=50)
     await wait_status(sandbox, first, "completed")
     socket = await open_socket(f"/ws/threads/default/{first.thread_id}/", user=users.viewer)
@@ -182,22 +187,22 @@ async def test_the_thread_socket_gets_new_runs_started_on_the_thread(
     assert '<template data-merge="timeline" data-insert="1">' in row
     assert f'id="run-{first.run_id}"' not in row  # only what is new
     # The new run is then followed on the thread page too: its row head changes status.
-    head = f'<div class="tl-head" id="run-row-head-{second["id"]}" hx-swap-oob="true">'
-    done = await socket.expect(lambda html: head in html and "completed" in statuses(html, second["id"]))
+    head = f"run-row-head-{second['id']}"
+    done = await socket.expect(lambda html: swapped(html, head) and "completed" in statuses(html, second["id"]))
     assert done
 
 
 async def test_the_home_socket_gets_status_cells_of_active_runs(
     open_socket, users, make_run, sandbox, settings
 ):
-    settings.WATCH_SLOW_SECONDS = 0.3
+    settings.WATCH_SLOW_SECONDS = settings.WATCH_THREAD_SECONDS = 0.3
     run = make_run("answer", speed=3, sandbox_queued_seconds=1)
     await index.record_runs("default", run.thread_id, [Run.from_json(run.raw)])
     socket = await open_socket("/ws/index/", user=users.viewer)
     # The home list follows its active runs at the slow pace.
-    assert list(watcher.runs[("default", run.run_id)].holders.values()) == [False]
-    cell_id = f'<td id="thread-status-default-{run.thread_id}" hx-swap-oob="true">'
-    cell = await socket.expect(lambda html: cell_id in html and 'title="completed"' in html, within=15)
+    assert list(watcher.runs[("default", run.thread_id, run.run_id)].holders.values()) == [Priority.BACKGROUND]
+    cell_id = f"thread-status-default-{run.thread_id}"
+    cell = await socket.expect(lambda html: swapped(html, cell_id) and 'title="completed"' in html, within=15)
     assert cell.count("<td") == 1
 
 
@@ -209,7 +214,7 @@ async def test_the_watcher_task_is_gone_after_the_last_socket_disconnects(open_s
     first = await open_socket(run_path(run), user=users.viewer)
     second = await open_socket(run_path(run), user=users.operator)
     await first.expect(lambda html: statuses(html, run.run_id))
-    watch = watcher.runs[("default", run.run_id)]
+    watch = watcher.runs[("default", run.thread_id, run.run_id)]
     task = watch.task
     assert len(watch_tasks()) == 1
     await first.disconnect()
@@ -224,13 +229,13 @@ async def test_the_watcher_task_is_gone_after_the_last_socket_disconnects(open_s
 async def test_a_thread_socket_leaves_no_watcher_behind_nor_the_run_watches_it_started(
     open_socket, users, make_run, settings
 ):
-    settings.WATCH_SLOW_SECONDS = 0.3
+    settings.WATCH_SLOW_SECONDS = settings.WATCH_THREAD_SECONDS = 0.3
     run = make_run("slow", speed=1)
     socket = await open_socket(f"/ws/threads/default/{run.thread_id}/", user=users.viewer)
     # The thread's watch found the active run and follows it too.
-    await eventually(lambda: ("default", run.run_id) in watcher.runs)
+    await eventually(lambda: ("default", run.thread_id, run.run_id) in watcher.runs)
     thread_task = watcher.threads[("default", run.thread_id)].task
-    run_task = watcher.runs[("default", run.run_id)].task
+    run_task = watcher.runs[("default", run.thread_id, run.run_id)].task
     await socket.disconnect()
     await eventually(lambda: thread_task.done() and run_task.done(), timeout=3)
     assert watcher.threads == {} and watcher.runs == {}
@@ -248,10 +253,10 @@ async def test_a_socket_connecting_after_changes_first_receives_the_current_stat
     await late.expect(lambda html: True, within=2)
     resync = late.messages[0]
     # The first thing it gets is the whole current picture: header, every step so far, no stale banner.
-    assert f'<section class="panel" id="run-header-{run.run_id}" hx-swap-oob="true">' in resync
+    assert swapped(resync, f"run-header-{run.run_id}")
     assert statuses(resync, run.run_id) == ["in_progress"]
     assert step_ids(resync) >= seen_before
-    assert '<div id="live-stale" hx-swap-oob="true"></div>' in resync
+    assert stale_cleared(resync)
 
 
 async def test_a_socket_reconnecting_after_the_run_ended_gets_the_final_state_at_once(
@@ -272,20 +277,22 @@ async def test_a_status_is_in_the_resync_state_before_any_socket_is_pushed_it(
     open_socket, users, make_run, sandbox, monkeypatch
 ):
     run = make_run("answer", speed=2, sandbox_queued_seconds=1)
-    key = live.run_state_key("default", run.run_id)
+    key = bus.run_key("default", run.thread_id, run.run_id)
     behind = []
-    publish = live.publish
+    announce = bus.announce
 
-    async def checking_publish(groups, common, variants=None, row=""):
-        if variants:  # a run header goes out: the state a reconnecting socket gets must already show it
-            pushed = statuses(variants["viewer"], run.run_id)
-            state = await live.current_state([key])
-            saved = statuses(live.html_for(state[0], "viewer", "run"), run.run_id) if state else []
-            if saved != pushed:
+    async def checking_announce(groups, announced_key, version):
+        # A push goes out: the state a reconnecting socket gets must already be at least as new.
+        if announced_key == key:
+            (push,) = await store().pushes(key, [version])
+            state = await store().state(key)
+            pushed = statuses(push.get("viewer", ""), run.run_id)
+            saved = statuses(bus.html_for(state, "viewer", "run"), run.run_id) if state else []
+            if pushed and saved != pushed:
                 behind.append((pushed, saved))
-        await publish(groups, common, variants, row)
+        await announce(groups, announced_key, version)
 
-    monkeypatch.setattr(live, "publish", checking_publish)
+    monkeypatch.setattr(bus, "announce", checking_announce)
     socket = await open_socket(run_path(run), user=users.viewer)
     await wait_status(sandbox, run, "completed")
     await socket.expect(lambda html: "completed" in statuses(html, run.run_id))

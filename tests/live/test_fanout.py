@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runs_ui.watcher import RUN_GETS_PER_SECOND, watcher
+from runs_ui.live.watcher import RUN_GETS_PER_SECOND, watcher
 from tests.live.support import run_path, sandbox_get, status_sequence, statuses, step_ids, wait_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,8 +21,8 @@ async def test_twenty_sockets_on_one_run_cost_the_upstream_one_poller_and_each_g
     sockets = await asyncio.gather(
         *(open_socket(run_path(run), user=users.operator if n % 2 else users.viewer) for n in range(SOCKETS))
     )
-    assert list(watcher.runs) == [("default", run.run_id)]
-    assert len(watcher.runs[("default", run.run_id)].holders) == SOCKETS
+    assert list(watcher.runs) == [("default", run.thread_id, run.run_id)]
+    assert len(watcher.runs[("default", run.thread_id, run.run_id)].holders) == SOCKETS
     assert len([t for t in asyncio.all_tasks() if t.get_name() == "watch-run" and not t.done()]) == 1
 
     await wait_status(sandbox, run, "completed")

@@ -1,4 +1,4 @@
-"""The `?part=live` polling fallback a page uses while its socket is down: the same state over HTTP, and
+"""The polling fallback a page uses while its socket is down (/live/…): the same state over HTTP, and
 still one poller behind it."""
 
 from __future__ import annotations
@@ -8,17 +8,19 @@ import time
 
 import pytest
 
-from runs_ui import index, live
+from runs_ui import index
+from runs_ui.live import bus
+from runs_ui.live.store import store
+from runs_ui.live.watcher import watcher
 from runs_ui.upstream.objects import Run
-from runs_ui.watcher import watcher
 from tests.fixtures import eventually
-from tests.live.support import run_path, statuses, wait_status
+from tests.live.support import run_path, statuses, swapped, wait_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def live_url(run) -> str:
-    return f"/threads/{run.thread_id}/runs/{run.run_id}/?part=live"
+    return f"/live/runs/default/{run.thread_id}/{run.run_id}/"
 
 
 async def poll(client, url: str) -> str:
@@ -39,8 +41,8 @@ async def test_the_polling_fallback_returns_the_state_a_reconnecting_socket_gets
     again = await open_socket(run_path(run), user=users.operator)
     await again.expect(lambda html: True, within=2)
     assert polled == again.messages[0]
-    state = await live.current_state([live.run_state_key("default", run.run_id)])
-    assert polled == live.html_for(state[0], "operator", "run")
+    state = await store().state(bus.run_key("default", run.thread_id, run.run_id))
+    assert polled == bus.html_for(state, "operator", "run")
     assert statuses(polled, run.run_id) == ["completed"]
     assert "Edit metadata" in polled
     # Viewers poll the viewer variant of the same state.
@@ -78,11 +80,11 @@ async def test_many_polling_pages_and_a_socket_share_one_poller(
         )
         assert len({t for t in asyncio.all_tasks() if t.get_name() == "watch-run" and not t.done()}) == 1
         await asyncio.sleep(0.4)
-    assert list(watcher.runs) == [("default", run.run_id)]
+    assert list(watcher.runs) == [("default", run.thread_id, run.run_id)]
     assert any(statuses(body, run.run_id) for body in bodies)
     await socket.disconnect()
     # The socket is gone, but the polling pages keep the run watched for a while.
-    watch = watcher.runs[("default", run.run_id)]
+    watch = watcher.runs[("default", run.thread_id, run.run_id)]
     assert watch.pinned and watch.alive()
     gets = requests_log.entries(run_id=run.run_id, method="GET", since=started)
     span = time.time() - started
@@ -95,7 +97,7 @@ async def test_a_polling_page_alone_starts_the_watcher_and_gets_its_first_look_a
     run = make_run("answer", speed=1, sandbox_queued_seconds=0.5)
     # Nothing was known: the poll starts the watcher and waits for its first look, not for the next poll.
     assert statuses(await poll(viewer_client, live_url(run)), run.run_id) == ["queued"]
-    assert ("default", run.run_id) in watcher.runs
+    assert ("default", run.thread_id, run.run_id) in watcher.runs
     await wait_status(sandbox, run, "in_progress", "completed")
 
     async def current():
@@ -107,14 +109,14 @@ async def test_a_polling_page_alone_starts_the_watcher_and_gets_its_first_look_a
 async def test_the_thread_pages_polling_fallback_returns_its_active_runs_rows(
     viewer_client, make_run, settings
 ):
-    settings.WATCH_SLOW_SECONDS = 0.3
+    settings.WATCH_SLOW_SECONDS = settings.WATCH_THREAD_SECONDS = 0.3
     run = make_run("slow", speed=2, sandbox_queued_seconds=0.2)
     await index.record_runs("default", run.thread_id, [Run.from_json(run.raw)])
-    url = f"/threads/{run.thread_id}/?part=live"
+    url = f"/live/threads/default/{run.thread_id}/"
 
     async def row():
         body = await poll(viewer_client, url)
-        return body if f'id="run-row-head-{run.run_id}" hx-swap-oob="true"' in body else None
+        return body if swapped(body, f"run-row-head-{run.run_id}") else None
 
     body = await eventually(row, timeout=10, interval=0.3)
     assert f'id="run-header-{run.run_id}"' not in body  # thread pages get rows, not run headers
@@ -127,7 +129,7 @@ async def test_the_home_pages_polling_fallback_reads_the_index_without_asking_th
     run = make_run("answer", speed=1, sandbox_queued_seconds=5)
     await index.record_runs("default", run.thread_id, [Run.from_json(run.raw)])
     since = time.time()
-    body = await poll(viewer_client, "/?part=live")
+    body = await poll(viewer_client, "/live/index/")
     cell = f'<td id="thread-status-default-{run.thread_id}" hx-swap-oob="true">'
     assert cell in body and 'title="queued"' in body.split(cell)[1].split("</td>")[0]
     assert requests_log.entries(since=since) == []

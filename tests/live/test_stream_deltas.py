@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runs_ui.stream_relay import apply_message_delta, apply_step_delta
+from runs_ui.live.state import apply_message_delta, apply_step_delta
 from runs_ui.upstream.objects import (
     CodeInterpreterCall,
     FunctionCall,

@@ -1,4 +1,4 @@
-"""Runs started with `stream: true` (runs_ui.stream_relay): events relayed to sockets as they arrive, and
+"""Runs started with `stream: true` (runs_ui.live.relay): events relayed to sockets as they arrive, and
 the watcher taking over when the stream breaks. Against the sandbox's real SSE."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from runs_ui import stream_relay
+from runs_ui.live import relay as stream_relay
 from runs_ui.connections import default_client
 from runs_ui.upstream.errors import BadResponse, Unavailable, UpstreamTimeout
 from runs_ui.upstream.objects import MessageDelta, Run, StreamEvent
-from runs_ui.watcher import watcher
+from runs_ui.live.watcher import watcher
 from tests.fixtures import eventually
 from tests.live.support import message_text, sandbox_get, sandbox_post, statuses
 
@@ -50,7 +50,7 @@ async def test_a_streamed_run_pushes_status_and_growing_message_text_as_the_even
     )
     assert request_id and request_id.startswith("req_")
     assert isinstance(run, Run) and run.status == "queued"
-    assert watcher.runs[("default", run.id)].streaming
+    assert watcher.runs[("default", thread_id, run.id)].stream is not None
     socket = await open_socket(f"/ws/runs/default/{thread_id}/{run.id}/", user=users.viewer)
     completed = await socket.expect(lambda html: "completed" in statuses(html, run.id), within=15)
     done_at = socket.arrived[socket.messages.index(completed)]
@@ -96,7 +96,7 @@ async def test_when_the_stream_breaks_the_watcher_takes_over_and_the_socket_ends
     run = (await stream_relay.start("default", client, breaking_stream)).run
     socket = await open_socket(f"/ws/runs/default/{thread_id}/{run.id}/", user=users.operator)
     await eventually(lambda: "at" in cut, timeout=10)
-    await eventually(lambda: not watcher.runs[("default", run.id)].streaming, timeout=2)
+    await eventually(lambda: watcher.runs[("default", thread_id, run.id)].stream is None, timeout=2)
 
     assert await socket.expect(lambda html: "completed" in statuses(html, run.id), within=15)
     (message,) = (await sandbox_get(upstream, f"/threads/{thread_id}/messages?run_id={run.id}"))["data"]
@@ -110,7 +110,7 @@ async def test_when_the_stream_breaks_the_watcher_takes_over_and_the_socket_ends
     polled = requests_log.run_gets(run.id)
     assert polled, "the watcher never took over"
     assert all(e["t"] >= cut["at"] for e in polled)
-    await eventually(lambda: ("default", run.id) not in watcher.runs, timeout=5)
+    await eventually(lambda: ("default", thread_id, run.id) not in watcher.runs, timeout=8)
 
 
 def _stream_of(*events):
@@ -134,7 +134,7 @@ async def test_a_stream_whose_run_has_no_valid_ids_is_refused_clearly_and_nothin
 
     with pytest.raises(BadResponse, match="without a valid run and thread id"):
         await stream_relay.start("default", client, opened)
-    assert not [key for key in watcher.runs if key[1] == ""]
+    assert not [key for key in watcher.runs if "" in key]
 
 
 async def test_a_stream_that_never_reports_its_run_ends_in_a_timeout_error_not_a_crash(settings):

@@ -1,4 +1,4 @@
-"""WebSocket routes: what a page can subscribe to (its run, its thread, or the home list)."""
+"""WebSocket routes: what a page can subscribe to (its run, its thread, the home list or the inbox)."""
 
 from django.urls import path
 
