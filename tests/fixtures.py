@@ -23,9 +23,9 @@ from django.contrib.auth.models import Group, User
 from django.db import connections
 from django.test import AsyncClient
 
+from runs_ui.live.watcher import watcher
 from runs_ui.roles import ADMIN, OPERATOR, VIEWER
 from runs_ui.upstream.client import close_pool
-from runs_ui.live.watcher import watcher
 
 
 @pytest.fixture(autouse=True)

@@ -19,12 +19,12 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
-    async def wait_for(self, event: asyncio.Event, timeout: float) -> bool:
-        """Wait until `event` is set or `timeout` seconds pass; whether it was set."""
+    async def wait_for(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait until `event` is set or `seconds` pass; whether it was set."""
         if event.is_set():
             return True
         try:
-            await asyncio.wait_for(event.wait(), timeout=max(0.0, timeout))
+            await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
         except TimeoutError:
             return False
         return True

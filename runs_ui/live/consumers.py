@@ -186,7 +186,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if not is_id("run", run_id):
                 raise Http404
             snapshot = (
-                await RunSnapshot.objects.filter(connection=conn, run_id=run_id).select_related("thread").afirst()
+                await RunSnapshot.objects.filter(connection=conn, run_id=run_id)
+                .select_related("thread")
+                .afirst()
             )
             if snapshot is not None and snapshot.thread.thread_id != thread_id:
                 raise Http404  # the index knows this run under another thread
@@ -225,7 +227,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """The home list follows (slowly) the active latest runs of the threads it shows; the inbox every
         active indexed run, so the runs that start waiting for tool outputs show up."""
         if self.page == "index":
-            entries = ThreadEntry.objects.exclude(latest_status__in=[*RUN_TERMINAL, ""]).order_by("-last_seen")
+            entries = ThreadEntry.objects.exclude(latest_status__in=[*RUN_TERMINAL, ""]).order_by(
+                "-last_seen"
+            )
             wanted = [
                 (e.connection, e.thread_id, e.latest_run_id)
                 async for e in entries[: settings.LIVE_INDEX_WATCH_LIMIT]

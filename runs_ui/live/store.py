@@ -480,7 +480,9 @@ def store() -> MemoryStore | RedisStore:
     """This process's store: Redis when REDIS_URL is set, else memory."""
     global _store
     if _store is None:
-        _store = RedisStore(settings.REDIS_URL, settings.REDIS_PREFIX) if settings.REDIS_URL else MemoryStore()
+        _store = (
+            RedisStore(settings.REDIS_URL, settings.REDIS_PREFIX) if settings.REDIS_URL else MemoryStore()
+        )
     return _store
 
 

@@ -30,7 +30,7 @@ from ..connections import aget_client
 from ..models import ThreadEntry
 from ..tasks import background
 from ..upstream.errors import NotFound, RateLimited, UpstreamError
-from ..upstream.objects import Message, Run, Step
+from ..upstream.objects import Message, Run
 from . import bus, fragments, metrics
 from .budget import Priority, budget
 from .clock import Clock, clock

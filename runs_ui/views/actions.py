@@ -20,10 +20,10 @@ from .. import audit, index
 from ..connections import info_for
 from ..forms import CancelForm, CreateThreadAndRunForm, MetadataForm, StartRunForm, ToolOutputsForm
 from ..links import url_for
-from ..upstream.errors import UpstreamError, UpstreamTimeout
-from ..upstream.objects import RUN_TERMINAL
 from ..live import relay as stream_relay
 from ..live.watcher import watcher
+from ..upstream.errors import UpstreamError, UpstreamTimeout
+from ..upstream.objects import RUN_TERMINAL
 from .responses import check_id, render_page, upstream_view
 
 GET_POST = require_http_methods(["GET", "POST"])

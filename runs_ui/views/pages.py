@@ -75,7 +75,9 @@ async def thread_detail(request, client, thread_id):
         "watched": await entry.watchers.filter(pk=user.pk).aexists(),
         "timeline_url": "?" + urlencode({"part": "timeline", "order": order, **cursors}),
         "live_url": f"/ws/threads/{_conn(client)}/{thread_id}/",
-        "live_poll_url": reverse("runs_ui:live-thread", kwargs={"conn": _conn(client), "thread_id": thread_id}),
+        "live_poll_url": reverse(
+            "runs_ui:live-thread", kwargs={"conn": _conn(client), "thread_id": thread_id}
+        ),
     }
     return render_page(request, "runs_ui/thread_detail.html", context)
 
@@ -130,7 +132,8 @@ async def _run_stamps(conn: str, thread_id: str) -> dict[str, str]:
     """Version stamps of the thread's runs the index knows, read before the timeline is fetched."""
     known = RunSnapshot.objects.filter(connection=conn, thread__thread_id=thread_id).order_by("-id")
     keys = {
-        bus.run_key(conn, thread_id, run_id): run_id async for run_id in known.values_list("run_id", flat=True)[:200]
+        bus.run_key(conn, thread_id, run_id): run_id
+        async for run_id in known.values_list("run_id", flat=True)[:200]
     }
     return {keys[key]: stamp for key, stamp in (await bus.page_stamps(list(keys))).items()}
 

@@ -25,8 +25,8 @@ from django.db import connections
 from django.test import AsyncClient
 
 from runs_ui.live import relay as stream_relay
-from runs_ui.models import AuditRecord
 from runs_ui.live.watcher import watcher
+from runs_ui.models import AuditRecord
 from tests.fixtures import SandboxRun, csrf_token
 
 # --- talking to the dashboard ----------------------------------------------------------------------

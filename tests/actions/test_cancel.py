@@ -47,7 +47,9 @@ async def test_a_cancel_with_a_reason_moves_the_run_to_cancelling_then_cancelled
     assert "Cancel run…" not in text(page)
     # The page follows the run: its watcher polls it until it has ended.
     watch = watcher.runs[("default", run.thread_id, run.run_id)]
-    await eventually(lambda: watch.state.run is not None and watch.state.run.status == "cancelled", timeout=15)
+    await eventually(
+        lambda: watch.state.run is not None and watch.state.run.status == "cancelled", timeout=15
+    )
     wait_for(run, "cancelled")
     page = await operator_client.get(run_path(run))
     assert 'title="cancelled"' in page.content.decode()

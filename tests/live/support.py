@@ -337,12 +337,12 @@ class FakeClock:
         self._sleepers.append((self.now + seconds, self._order, future))
         await future
 
-    async def wait_for(self, event: asyncio.Event, timeout: float) -> bool:
+    async def wait_for(self, event: asyncio.Event, seconds: float) -> bool:
         if event.is_set():
             return True
         waiter = asyncio.ensure_future(event.wait())
-        sleeper = asyncio.ensure_future(self.sleep(timeout))
-        done, pending = await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        _, pending = await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         return event.is_set()

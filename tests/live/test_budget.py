@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
 
 import pytest
@@ -50,9 +51,14 @@ async def test_the_budget_is_never_exceeded_by_two_processes_together(settings, 
     settings.UPSTREAM_MAX_RPS = 10
     one, two = Budget(clock, shared), Budget(clock, shared)
     granted: list = []
-    tasks = [demand(b, p, f"{n}", granted) for n, (b, p) in enumerate([(one, Priority.FOREGROUND)] * 3 + [
-        (two, Priority.BACKGROUND)
-    ] * 3 + [(one, Priority.THREAD), (two, Priority.FOREGROUND)])]
+    tasks = [
+        demand(b, p, f"{n}", granted)
+        for n, (b, p) in enumerate(
+            [(one, Priority.FOREGROUND)] * 3
+            + [(two, Priority.BACKGROUND)] * 3
+            + [(one, Priority.THREAD), (two, Priority.FOREGROUND)]
+        )
+    ]
     await run_for(clock, 10.0, *tasks)
     times = sorted(t for t, _ in granted)
     assert 95 <= len(times) <= 10 * 10 + 2
@@ -71,7 +77,7 @@ async def test_run_pages_are_served_first_and_the_home_list_gets_what_is_left(se
     counts = collections.Counter(label for _, label in granted)
     assert 19 <= counts["page"] <= 21  # every poll it wanted, on time
     page_times = [t for t, label in granted if label == "page"]
-    gaps = [b - a for a, b in zip(page_times, page_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(page_times)]
     assert max(gaps) <= 0.5 + 0.11, max(gaps)
     assert 75 <= sum(v for k, v in counts.items() if k != "page") <= 82
 
@@ -81,7 +87,9 @@ async def test_rows_slow_down_evenly_when_the_budget_is_short_and_none_starves(s
     one, two = Budget(clock, shared), Budget(clock, shared)
     granted: list = []
     # Ten rows that would each poll every second (10 GET/s wanted), half of them on each process.
-    rows = [demand(b, Priority.BACKGROUND, f"row-{n}", granted, every=1.0) for n, b in enumerate([one, two] * 5)]
+    rows = [
+        demand(b, Priority.BACKGROUND, f"row-{n}", granted, every=1.0) for n, b in enumerate([one, two] * 5)
+    ]
     await run_for(clock, 20.0, *rows)
     counts = collections.Counter(label for _, label in granted)
     assert sum(counts.values()) <= 5 * 20 + 1

@@ -188,7 +188,9 @@ async def test_the_thread_socket_gets_new_runs_started_on_the_thread(
     assert f'id="run-{first.run_id}"' not in row  # only what is new
     # The new run is then followed on the thread page too: its row head changes status.
     head = f"run-row-head-{second['id']}"
-    done = await socket.expect(lambda html: swapped(html, head) and "completed" in statuses(html, second["id"]))
+    done = await socket.expect(
+        lambda html: swapped(html, head) and "completed" in statuses(html, second["id"])
+    )
     assert done
 
 
@@ -200,7 +202,9 @@ async def test_the_home_socket_gets_status_cells_of_active_runs(
     await index.record_runs("default", run.thread_id, [Run.from_json(run.raw)])
     socket = await open_socket("/ws/index/", user=users.viewer)
     # The home list follows its active runs at the slow pace.
-    assert list(watcher.runs[("default", run.thread_id, run.run_id)].holders.values()) == [Priority.BACKGROUND]
+    assert list(watcher.runs[("default", run.thread_id, run.run_id)].holders.values()) == [
+        Priority.BACKGROUND
+    ]
     cell_id = f"thread-status-default-{run.thread_id}"
     cell = await socket.expect(lambda html: swapped(html, cell_id) and 'title="completed"' in html, within=15)
     assert cell.count("<td") == 1

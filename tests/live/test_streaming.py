@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from runs_ui.live import relay as stream_relay
 from runs_ui.connections import default_client
+from runs_ui.live import relay as stream_relay
+from runs_ui.live.watcher import watcher
 from runs_ui.upstream.errors import BadResponse, Unavailable, UpstreamTimeout
 from runs_ui.upstream.objects import MessageDelta, Run, StreamEvent
-from runs_ui.live.watcher import watcher
 from tests.fixtures import eventually
 from tests.live.support import message_text, sandbox_get, sandbox_post, statuses
 

@@ -13,7 +13,7 @@ import pytest
 from runs_ui import index
 from runs_ui.live import bus, fragments
 from runs_ui.live.budget import Priority
-from runs_ui.live.store import PROCESS_ID, StoreUnavailable, Version, store
+from runs_ui.live.store import PROCESS_ID, StoreUnavailable, store
 from runs_ui.live.watcher import RUN_GETS_PER_SECOND, RunWatch, TokenBucket, watcher
 from runs_ui.upstream.objects import Run
 from tests.fixtures import eventually
