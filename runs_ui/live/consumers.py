@@ -82,6 +82,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.session_key = getattr(scope.get("session"), "session_key", None)
         self._inbox_refresh: asyncio.Task | None = None
         self._inbox_sent = 0.0
+        # One delivery at a time: pushes from the channel layer, catch-ups from the hub and resyncs all
+        # decide by `seen`, then send; interleaved, a slow one could send an older state after a newer.
+        self._delivering = asyncio.Lock()
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = self._receive_from_layer
@@ -136,7 +139,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         hub.join(self)
         try:
             await self._join_groups()
-            await self.resync()
+            async with self._delivering:
+                await self._resync()
         except StoreUnavailable as exc:
             await hub.bus_down(exc)
             await self.interrupted()
@@ -269,23 +273,29 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if version is None or not isinstance(key, str):
             return
         try:
-            await self._deliver(key, version)
+            async with self._delivering:
+                await self._deliver(key, version)
         except StoreUnavailable as exc:
             await hub.bus_down(exc)
+
+    def _newer(self, key: str, version: Version) -> bool:
+        last = self.seen.get(key)
+        return last is None or version > last
 
     async def _deliver(self, key: str, version: Version) -> None:
         last = self.seen.get(key)
         if last is not None and version <= last:
             return  # older than (or the same as) what this socket already has
         if self.page in SEQUENCED and last is not None and not version.follows(last):
-            await self.catch_up(key, version)
+            await self._catch_up(key, version)
             return
         push = await bus.push_cache.get(key, version)
         if push is None:  # expired before this process read it: the saved state has it
-            await self.catch_up(key, version)
+            await self._catch_up(key, version)
             return
-        self.seen[key] = version
-        await self._send_push(push)
+        if self._newer(key, version):
+            self.seen[key] = version
+            await self._send_push(push)
 
     async def _send_push(self, push: dict) -> None:
         if self.page == "inbox":
@@ -313,6 +323,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def catch_up(self, key: str, upto: Version) -> None:
         """Bring this socket up to `upto` for `key`: replay the pushes it missed, or (too many, expired,
         or from another epoch) send the saved state and the pushes since."""
+        async with self._delivering:
+            await self._catch_up(key, upto)
+
+    async def _catch_up(self, key: str, upto: Version) -> None:
         last = self.seen.get(key)
         if last is not None and upto <= last:
             return
@@ -332,7 +346,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             pushes = [p for v, p in zip(missing, pushes, strict=True) if start is None or v > start]
             missing = [v for v in missing if start is None or v > start]
         for version, push in zip(missing, pushes, strict=True):
-            if push is not None and (self.seen.get(key) is None or version > self.seen[key]):
+            if push is not None and self._newer(key, version):
                 self.seen[key] = version
                 await self._send_push(push)
         if self.seen.get(key) != last:
@@ -343,6 +357,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         version = Version.parse((state or {}).get("v"))
         if version is None or (newer_than is not None and version <= newer_than):
             return None
+        if not self._newer(key, version):
+            return None
         self.seen[key] = version
         html = bus.html_for(state, self.variant, self.page)
         if html:
@@ -350,6 +366,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return version
 
     async def resync(self) -> None:
+        async with self._delivering:
+            await self._resync()
+
+    async def _resync(self) -> None:
         """What a (re)connecting page needs: the saved states of what it shows and the pushes since."""
         if self.page == "index":
             await self._send_index_state()
@@ -360,7 +380,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         for key, head in zip(self.state_keys, heads, strict=True):
             await self._send_state(key, self.seen.get(key))
             if head is not None:
-                await self.catch_up(key, head)
+                await self._catch_up(key, head)
 
     async def _send_index_state(self) -> None:
         """The home list's status cells from the index, and the rows of threads first seen since the page
@@ -415,9 +435,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         variant = "operator" if roles.can_act else "viewer"
         if variant != self.variant:
-            self.variant = variant
-            self.seen.clear()  # everything again, in the new variant
-            await self.resync()
+            async with self._delivering:
+                self.variant = variant
+                self.seen.clear()  # everything again, in the new variant
+                await self._resync()
 
     async def live_gone(self, event):
         """The watcher found that the upstream does not know this page's run (under this thread)."""

@@ -139,24 +139,33 @@ class Hub:
 
 @database_sync_to_async
 def _load_user(session_key: str):
+    """The user of a session as the auth middleware would find it now (None when there is none)."""
     from importlib import import_module
 
-    from channels.auth import get_user
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+    from django.utils.crypto import constant_time_compare
 
-    engine = import_module(settings.SESSION_ENGINE)
-    session = engine.SessionStore(session_key)
-    return get_user({"session": session})
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    try:
+        user_id, backend_path = session[SESSION_KEY], session[BACKEND_SESSION_KEY]
+    except KeyError:
+        return None  # logged out (the session was flushed) or expired
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    user = load_backend(backend_path).get_user(user_id)  # None for a deactivated user
+    if user is not None and hasattr(user, "get_session_auth_hash"):
+        if not constant_time_compare(session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+            return None  # the password changed: every other session is signed out
+    return user
 
 
 async def current_user(session_key: str):
-    """The user a session belongs to now (anonymous once logged out, deactivated or its password
-    changed)."""
+    """The user a session belongs to now: anonymous once logged out, deactivated or its password
+    changed."""
     from django.contrib.auth.models import AnonymousUser
 
-    if not session_key:
-        return AnonymousUser()
-    user = await _load_user(session_key)
-    return user if user.is_active else AnonymousUser()
+    user = await _load_user(session_key) if session_key else None
+    return user if user is not None and user.is_active else AnonymousUser()
 
 
 hub = Hub()
