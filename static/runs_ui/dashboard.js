@@ -150,6 +150,8 @@
       if (where !== "add-only" && !isOlder(item, existing)) existing.replaceWith(item);
       return true;
     }
+    // Before its first page arrives, a list draws what it has itself: nothing is added ahead of it.
+    if (list.querySelector(":scope > .loader.first-load")) return false;
     list.querySelectorAll(":scope > .empty-note").forEach((note) => note.remove());
     if (where === "top") { list.prepend(item); return true; }
     if (listComplete(list)) { list.append(item); return true; }
