@@ -87,7 +87,7 @@ def _reject_constant(name: str):
     raise ValueError(name)
 
 
-def _body(request: HttpRequest, schema) -> dict:
+def _body(request: HttpRequest, operation: str) -> dict:
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -105,7 +105,7 @@ def _body(request: HttpRequest, schema) -> dict:
             ) from None
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_type")
-    return validation.validate(schema, data)
+    return validation.validate(operation, data)
 
 
 def _include_content(request: HttpRequest) -> bool:
@@ -209,7 +209,7 @@ def _call(fn):
 
 
 async def _create_assistant(request):
-    return _json(await _call(operations.create_assistant)(_body(request, validation.CREATE_ASSISTANT)))
+    return _json(await _call(operations.create_assistant)(_body(request, "createAssistant")))
 
 
 async def _list_assistants(request):
@@ -221,7 +221,7 @@ async def _get_assistant(request, assistant_id):
 
 
 async def _create_thread(request):
-    return _json(await _call(operations.create_thread)(_body(request, validation.CREATE_THREAD)))
+    return _json(await _call(operations.create_thread)(_body(request, "createThread")))
 
 
 async def _list_threads(request):
@@ -233,11 +233,11 @@ async def _get_thread(request, thread_id):
 
 
 async def _modify_thread(request, thread_id):
-    return _json(await _call(operations.modify_thread)(thread_id, _body(request, validation.MODIFY_THREAD)))
+    return _json(await _call(operations.modify_thread)(thread_id, _body(request, "modifyThread")))
 
 
 async def _create_message(request, thread_id):
-    return _json(await _call(operations.create_message)(thread_id, _body(request, validation.CREATE_MESSAGE)))
+    return _json(await _call(operations.create_message)(thread_id, _body(request, "createMessage")))
 
 
 async def _list_messages(request, thread_id):
@@ -250,13 +250,13 @@ async def _get_message(request, thread_id, message_id):
 
 
 async def _create_run(request, thread_id):
-    body = _body(request, validation.CREATE_RUN)
+    body = _body(request, "createRun")
     result = await _call(operations.create_run)(thread_id, body, _include_content(request))
     return _run_response(result, bool(body.get("stream")))
 
 
 async def _create_thread_and_run(request):
-    body = _body(request, validation.CREATE_THREAD_AND_RUN)
+    body = _body(request, "createThreadAndRun")
     result = await _call(operations.create_thread_and_run)(body)
     return _run_response(result, bool(body.get("stream")))
 
@@ -270,17 +270,17 @@ async def _get_run(request, thread_id, run_id):
 
 
 async def _modify_run(request, thread_id, run_id):
-    body = _body(request, validation.MODIFY_RUN)
+    body = _body(request, "modifyRun")
     return _run_response(await _call(operations.modify_run)(thread_id, run_id, body), False)
 
 
 async def _cancel_run(request, thread_id, run_id):
-    _body(request, validation.obj({}))
+    _body(request, "cancelRun")
     return _run_response(await _call(operations.cancel_run)(thread_id, run_id), False)
 
 
 async def _submit_tool_outputs(request, thread_id, run_id):
-    body = _body(request, validation.SUBMIT_TOOL_OUTPUTS)
+    body = _body(request, "submitToolOuputsToRun")
     result = await _call(operations.submit_tool_outputs)(thread_id, run_id, body)
     return _run_response(result, bool(body.get("stream")))
 
