@@ -14,7 +14,6 @@ from . import responses_wire, wire
 from .errors import ApiError, bad_request
 from .models import (
     ACTIVE_RESPONSE_STATUSES,
-    TERMINAL_RESPONSE_STATUSES,
     Conversation,
     Item,
     Response,
@@ -572,8 +571,10 @@ def list_conversation_items(conversation_id: str, params: ListParams, include=()
     return wire.page([responses_wire.item(item.data, include) for item in rows], has_more)
 
 
-def create_conversation_items(conversation_id: str, body: dict, include=()) -> dict:
-    now = time.time()
+def create_conversation_items(
+    conversation_id: str, body: dict, include=(), *, now: float | None = None
+) -> dict:
+    now = time.time() if now is None else now
     with transaction.atomic():
         conversation = _conversation(conversation_id)
         items = _store_items(body["items"], now, conversation, "items")
@@ -596,7 +597,3 @@ def delete_conversation_item(conversation_id: str, item_id: str) -> dict:
         if item.response_id is None and not ResponseInput.objects.filter(item=item).exists():
             item.delete()
         return responses_wire.conversation(conversation)
-
-
-def is_terminal(status: str) -> bool:
-    return status in TERMINAL_RESPONSE_STATUSES
