@@ -259,9 +259,9 @@ class Response(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["created_at", "seq"], name="sandbox_resp_order"),
-            models.Index(fields=["conversation", "created_at", "seq"], name="sandbox_resp_conv_order"),
+            # The list filters of Azure AI Foundry (by conversation, by agent), newest first.
+            models.Index(fields=["conversation_ref", "created_at", "seq"], name="sandbox_resp_conv_order"),
             models.Index(fields=["agent_name", "created_at", "seq"], name="sandbox_resp_agent_order"),
-            models.Index(fields=["status"], name="sandbox_resp_status"),
         ]
 
     def __str__(self):

@@ -326,11 +326,8 @@ def _script(body: dict, metadata: dict, earlier: Response | None) -> str:
 # --- responses ------------------------------------------------------------------------------------
 
 
-def create_response(body: dict, *, now: float | None = None) -> Created:
-    now = time.time() if now is None else now
-    background = bool(body.get("background"))
-    stored = body.get("store") is not False
-    if background and not stored:
+def _check_modes(body: dict) -> None:
+    if body.get("background") and body.get("store") is False:
         raise bad_request("Background mode requires `store` to be true.", param="store")
     if body.get("previous_response_id") and body.get("conversation"):
         raise bad_request(
@@ -339,49 +336,57 @@ def create_response(body: dict, *, now: float | None = None) -> Created:
             param="conversation",
             code="mutually_exclusive_parameters",
         )
-    agent = body.get("agent")
-    if not body.get("model") and not agent:
+    if not body.get("model") and not body.get("agent"):
         raise bad_request(
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
+
+
+def _follows(body: dict) -> tuple[Conversation | None, Response | None]:
+    """The conversation or the previous response a new response continues, brought up to date."""
+    if body.get("conversation"):
+        ref = body["conversation"]
+        conversation = _conversation(ref if isinstance(ref, str) else ref["id"])
+        advance_conversation(conversation)
+        return conversation, None
+    if body.get("previous_response_id"):
+        previous_id = body["previous_response_id"]
+        previous = Response.objects.filter(public_id=previous_id, stored=True).first()
+        if previous is None:
+            raise bad_request(
+                f"Previous response with id '{previous_id}' not found.", param="previous_response_id"
+            )
+        previous = engine.advance(previous)
+        if not previous.is_terminal:
+            raise bad_request(
+                f"Previous response with id '{previous_id}' is still {previous.status}.",
+                param="previous_response_id",
+            )
+        return None, previous
+    return None, None
+
+
+def create_response(body: dict, *, now: float | None = None) -> Created:
+    """Stores the response and its input items, checks them against what they follow, starts its clock."""
+    now = time.time() if now is None else now
+    _check_modes(body)
+    background = bool(body.get("background"))
+    agent = body.get("agent")
     metadata = body.get("metadata") or {}
     with transaction.atomic():
-        conversation, previous = None, None
-        if body.get("conversation"):
-            ref = body["conversation"]
-            conversation = _conversation(ref if isinstance(ref, str) else ref["id"])
-            advance_conversation(conversation)
-        if body.get("previous_response_id"):
-            previous = Response.objects.filter(public_id=body["previous_response_id"], stored=True).first()
-            if previous is None:
-                raise bad_request(
-                    f"Previous response with id '{body['previous_response_id']}' not found.",
-                    param="previous_response_id",
-                )
-            previous = engine.advance(previous)
-            if not previous.is_terminal:
-                raise bad_request(
-                    f"Previous response with id '{previous.public_id}' is still {previous.status}.",
-                    param="previous_response_id",
-                )
-        earlier = previous or (
-            Response.objects.filter(conversation=conversation).order_by("-created_at", "-seq").first()
-            if conversation
-            else None
-        )
+        conversation, previous = _follows(body)
+        earlier = previous
+        if conversation is not None:
+            earlier = (
+                Response.objects.filter(conversation=conversation).order_by("-created_at", "-seq").first()
+            )
         context = _context(previous, conversation)
-        entries = _entries(body.get("input"))
-        items = _store_items(entries, now, conversation, "input")
+        items = _store_items(_entries(body.get("input")), now, conversation, "input")
         new = [item.data for item in items]
         turn = _turn(new, context)
         script = _script(body, metadata, earlier)
-        speed = float_knob(
-            metadata,
-            "sandbox_speed",
-            earlier.speed if earlier else settings.SANDBOX_SPEED,
-            minimum=0,
-            strict_min=True,
-        )
+        default_speed = earlier.speed if earlier else settings.SANDBOX_SPEED
+        speed = float_knob(metadata, "sandbox_speed", default_speed, minimum=0, strict_min=True)
         queued = float_knob(metadata, "sandbox_queued_seconds", None, minimum=0)
         long_items = float_knob(metadata, "sandbox_items", scripts.DEFAULT_LONG_ITEMS, minimum=1)
         public_id = new_hex_id("resp_")
@@ -392,7 +397,7 @@ def create_response(body: dict, *, now: float | None = None) -> Created:
             created_at=int(now),
             status="queued" if background else "in_progress",
             background=background,
-            stored=stored,
+            stored=body.get("store") is not False,
             model=body.get("model") or scripts.model_for(script),
             conversation=conversation,
             conversation_ref=conversation.public_id if conversation else None,
