@@ -320,7 +320,12 @@ async def test_concurrent_readers_on_two_processes_never_duplicate_an_item(sandb
                     "model": "sandbox-long",
                     "input": "Race",
                     "background": True,
-                    "metadata": {"sandbox_speed": "2", "sandbox_items": "40", "sandbox_queued_seconds": "0"},
+                    # 40 items over 1.6 s: several rounds of reads overlap them, even on a busy machine.
+                    "metadata": {
+                        "sandbox_speed": "0.5",
+                        "sandbox_items": "40",
+                        "sandbox_queued_seconds": "0",
+                    },
                 },
             )
             response_id = created.json()["id"]
