@@ -106,7 +106,46 @@ def read_body(request: HttpRequest, operation: str) -> dict:
             ) from None
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    where = _unstorable(data)
+    if where is not None:
+        raise bad_request(
+            f"Invalid '{where}': the string holds a character the sandbox cannot store "
+            "(NUL, or half of a surrogate pair).",
+            param=where or None,
+            code="invalid_value",
+        )
     return validation.validate(operation, data)
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry and UTF-8 cannot
+        return False
+    return True
+
+
+def _unstorable(data) -> str | None:
+    """The path of the first string (or key) JSON can carry but the database cannot hold, if any.
+
+    A walk with its own stack: the body may be nested as deep as the JSON parser allowed.
+    """
+    stack = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not _storable(value):
+                return validation.path_text(path)
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if not _storable(key):
+                    return validation.path_text(path)
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, n), item) for n, item in reversed(list(enumerate(value))))
+    return None
 
 
 def _include_content(request: HttpRequest) -> bool:
@@ -173,6 +212,11 @@ def endpoint(*, beta: bool = True, **handlers: Handler):
         await asyncio.sleep(settings.SANDBOX_LATENCY_MS / 1000)
         try:
             azure = _authenticate(request)
+            if not all(_storable(value) for value in [*kwargs.values(), *request.GET.values()]):
+                raise bad_request(
+                    f"Invalid URL ({request.method} {request.path}): it holds a character no id or parameter "
+                    "can contain (NUL, or half of a surrogate pair).",
+                )
             handler = handlers.get(request.method)
             if handler is None:
                 raise ApiError(404, f"Invalid URL ({request.method} {request.path})")

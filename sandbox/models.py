@@ -228,7 +228,8 @@ class Response(models.Model):
     background = models.BooleanField(default=False)
     # store=false: the response runs but cannot be retrieved, listed or continued.
     stored = models.BooleanField(default=True)
-    model = models.CharField(max_length=256)
+    # Any name a client sends (the sandbox has no list of models).
+    model = models.TextField()
     conversation = models.ForeignKey(
         Conversation, null=True, on_delete=models.SET_NULL, related_name="responses"
     )

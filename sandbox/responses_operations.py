@@ -60,6 +60,8 @@ ID_PREFIXES = {
 }
 # How far back a previous_response_id chain is read for context.
 MAX_CHAIN = 50
+# Longer than any id the service makes; an item id a client chooses must fit.
+MAX_ID_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,13 @@ def _store_items(
         if entry.get("id") and (found := Item.objects.filter(public_id=entry["id"]).first()):
             items.append(found)
             continue
+        if len(entry.get("id") or "") > MAX_ID_LENGTH:
+            raise bad_request(
+                f"Invalid '{param}[{n}].id': string too long. Expected a string with maximum length "
+                f"{MAX_ID_LENGTH}, but got a string with length {len(entry['id'])} instead.",
+                param=f"{param}[{n}].id",
+                code="string_above_max_length",
+            )
         if kind == "function_call_output" and not entry.get("call_id"):
             raise bad_request(
                 f"Missing required parameter: '{param}[{n}].call_id'.",

@@ -101,7 +101,7 @@ def _amend_azure_agent(defs: dict) -> str:
         "properties": {
             "type": {"type": "string", "enum": ["agent_reference"]},
             "name": {"type": "string", "minLength": 1, "maxLength": 63},
-            "version": {"type": "string"},
+            "version": {"type": "string", "minLength": 1, "maxLength": 64},
         },
         "required": ["type", "name"],
     }

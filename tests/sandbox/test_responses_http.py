@@ -348,3 +348,34 @@ async def test_concurrent_readers_on_two_processes_never_duplicate_an_item(sandb
     events = [json.loads(line[6:]) for line in stream.text.splitlines() if line.startswith("data: ")]
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     assert sum(1 for e in events if e["type"] == "response.output_item.added") == 40
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "param"),
+    [
+        ("POST", "/responses", {"model": "sandbox-answer", "input": "a\u0000b"}, "input"),
+        ("POST", "/conversations", {"metadata": {"note": "\ud800"}}, "metadata.note"),
+        ("POST", "/threads", {"metadata": {"k": "a\u0000"}}, "metadata.k"),
+        ("GET", "/responses/resp_%00", None, None),
+        ("GET", "/conversations?agent_name=%00", None, None),
+    ],
+)
+def test_strings_no_database_can_hold_are_refused_not_crashed_on(sandbox_api, method, path, body, param):
+    """NUL and lone surrogates are valid JSON but fit neither PostgreSQL text nor UTF-8: 400, never 500."""
+    content = None if body is None else json.dumps(body)
+    response = sandbox_api.request(
+        method, path, content=content, headers={"Content-Type": "application/json"}
+    )
+    error = _error(response, 400)
+    assert error["param"] == param and "NUL" in error["message"]
+
+
+def test_ids_and_names_too_long_to_store_are_refused(sandbox_api, spec):
+    long_id = [{"type": "reasoning", "id": "rs_" + "1" * 100, "summary": []}]
+    assert (
+        _error(sandbox_api.post("/responses", json={"model": "m", "input": long_id}), 400)["param"]
+        == "input[0].id"
+    )
+    agent = {"type": "agent_reference", "name": "a", "version": "v" * 100}
+    assert _error(sandbox_api.post("/responses", json={"agent": agent}), 400)["param"] == "agent.version"
+    assert _create(sandbox_api, spec, model="m" * 300, metadata=FAST)["model"] == "m" * 300
