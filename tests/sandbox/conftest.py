@@ -122,13 +122,27 @@ class Spec:
             return
         self.validate("AssistantStreamEvent", {"event": event, "data": data}, azure=azure)
 
+    @functools.cached_property
+    def response_event_schemas(self) -> dict[str, str]:
+        """Event type → the name of its schema among ResponseStreamEvent's members."""
+        schemas = self.document["components"]["schemas"]
+        names = {}
+        for member in schemas["ResponseStreamEvent"]["anyOf"]:
+            name = member["$ref"].rsplit("/", 1)[1]
+            for event_type in schemas[name]["properties"]["type"]["enum"]:
+                names[event_type] = name
+        return names
+
     def validate_response_event(self, data: dict) -> None:
-        """One event of a Responses stream (its `type` names it; see the tolerance for `cancelled`)."""
+        """One event of a Responses stream, against the member of ResponseStreamEvent its `type` names
+        (the same check as the whole union, and faster); see the tolerance for `response.cancelled`."""
         if data.get("type") == "response.cancelled":
             self.validate("ResponseCompletedEvent", {**data, "type": "response.completed"})
             assert data["response"]["status"] == "cancelled"
             return
-        self.validate("ResponseStreamEvent", data)
+        name = self.response_event_schemas.get(data.get("type"))
+        assert name is not None, f"ResponseStreamEvent has no event {data.get('type')!r}"
+        self.validate(name, data)
 
 
 def without_azure_extras(instance):
