@@ -247,8 +247,13 @@ class Turn:
 
 def _turn(new: list[dict], context: list[dict]) -> Turn:
     """Checks the new input against what it follows (every call answered, every answer to a real call)."""
+    # A call cut short (its response cancelled or failed) waits for no output.
     calls = {
-        d["call_id"]: d for d in [*context, *new] if d.get("type") == "function_call" and d.get("call_id")
+        d["call_id"]: d
+        for d in [*context, *new]
+        if d.get("type") == "function_call"
+        and d.get("call_id")
+        and d.get("status", "completed") == "completed"
     }
     answered = {d.get("call_id") for d in context if d.get("type") == "function_call_output"}
     requests = {d["id"]: d for d in context if d.get("type") == "mcp_approval_request"}
@@ -398,6 +403,13 @@ def create_response(body: dict, *, now: float | None = None) -> Created:
         speed = float_knob(metadata, "sandbox_speed", default_speed, minimum=0, strict_min=True)
         queued = float_knob(metadata, "sandbox_queued_seconds", None, minimum=0)
         long_items = float_knob(metadata, "sandbox_items", scripts.DEFAULT_LONG_ITEMS, minimum=1)
+        if long_items > scripts.MAX_LONG_ITEMS:
+            raise bad_request(
+                f"Invalid 'metadata.sandbox_items': expected a number <= {scripts.MAX_LONG_ITEMS}, "
+                f"but got '{metadata['sandbox_items']}'.",
+                param="metadata.sandbox_items",
+                code="invalid_value",
+            )
         public_id = new_hex_id("resp_")
         params = {key: body[key] for key in ECHOED if body.get(key) is not None}
         texts = [params.get("instructions") or ""] + [text_of(d) for d in [*context, *new]]

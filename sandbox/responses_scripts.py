@@ -15,6 +15,8 @@ MODEL_PREFIX = "sandbox-"
 DEFAULT_SCRIPT = "answer"
 DEFAULT_QUEUED_SECONDS = 1.0
 DEFAULT_LONG_ITEMS = 600
+# A plan is built whenever the response advances: keep it a size that stays quick.
+MAX_LONG_ITEMS = 5000
 DEFAULT_INCOMPLETE_CAP = 256
 
 _CITIES = [

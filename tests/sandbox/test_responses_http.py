@@ -371,3 +371,24 @@ def test_ids_and_names_too_long_to_store_are_refused(sandbox_api, spec):
     agent = {"type": "agent_reference", "name": "a", "version": "v" * 100}
     assert _error(sandbox_api.post("/responses", json={"agent": agent}), 400)["param"] == "agent.version"
     assert _create(sandbox_api, spec, model="m" * 300, metadata=FAST)["model"] == "m" * 300
+
+
+def test_calls_cut_short_by_a_cancel_do_not_block_the_conversation(sandbox_api, spec):
+    conversation = sandbox_api.post("/conversations", json={}).json()
+    body = {"model": "sandbox-functions", "conversation": conversation["id"], "background": True}
+    started = _create(
+        sandbox_api, spec, **body, metadata={"sandbox_speed": "2", "sandbox_queued_seconds": "0"}
+    )
+    deadline = time.monotonic() + 10
+    while not sandbox_api.get(f"/responses/{started['id']}").json()["output"]:
+        assert time.monotonic() < deadline  # the first call has begun streaming its arguments
+        time.sleep(0.02)
+    cancelled = sandbox_api.post(f"/responses/{started['id']}/cancel").json()
+    assert [item["status"] for item in cancelled["output"]] == ["incomplete"]
+    after = _create(sandbox_api, spec, model="sandbox-answer", conversation=conversation["id"], metadata=FAST)
+    assert after["status"] == "completed"
+
+
+def test_a_long_response_has_a_ceiling(sandbox_api):
+    body = {"model": "sandbox-long", "input": "x", "metadata": {"sandbox_items": "1000000"}}
+    assert _error(sandbox_api.post("/responses", json=body), 400)["param"] == "metadata.sandbox_items"
