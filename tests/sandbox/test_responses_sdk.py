@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from openai import AzureOpenAI, BadRequestError, NotFoundError
+from openai import AzureOpenAI, BadRequestError, NotFoundError, OpenAI
 
 TERMINAL = {"completed", "failed", "incomplete", "cancelled"}
 FAST = {"sandbox_speed": "50"}
@@ -351,3 +351,10 @@ def test_an_azure_client_speaks_the_responses_surface_with_api_key_and_api_versi
     response = azure.responses.create(model="sandbox-answer", input="Hi from Azure", metadata=FAST)
     assert response.status == "completed"
     assert azure.responses.retrieve(response.id).output_text == response.output_text
+
+
+def test_a_foundry_style_base_url_reaches_the_same_api(sandbox):
+    """Azure AI Foundry's new agents serve the Responses shape under `{project endpoint}/openai/v1`."""
+    foundry = OpenAI(base_url=sandbox.base_url.removesuffix("/v1") + "/openai/v1", api_key=sandbox.api_key)
+    response = foundry.responses.create(model="sandbox-answer", input="Hi from Foundry", metadata=FAST)
+    assert foundry.conversations.create().id.startswith("conv_") and response.status == "completed"
