@@ -1,1 +1,1 @@
-"""The sandbox: a local Assistants-v2-compatible API server with deterministic scripted agents."""
+"""The sandbox: a local API (Assistants v2, Responses + Conversations) with deterministic scripted agents."""

@@ -1,8 +1,9 @@
 """The wire: async views for the Assistants v2 endpoints, with the real service's auth, headers and errors.
 
 Each URL gets one view from `endpoint()`, which sleeps SANDBOX_LATENCY_MS, checks the key (Bearer, or
-Azure's `api-key` with `?api-version=`) and the `OpenAI-Beta: assistants=v2` header, dispatches on the
-method, and turns errors into `{"error": {...}}` envelopes. Database work runs in sync_to_async.
+Azure's `api-key` with `?api-version=`) and, for the Assistants endpoints, the `OpenAI-Beta: assistants=v2`
+header, dispatches on the method, and turns errors into `{"error": {...}}` envelopes. Database work runs
+in sync_to_async. The Responses and Conversations views (responses_api.py) use the same helpers.
 """
 
 import asyncio
@@ -87,7 +88,7 @@ def _reject_constant(name: str):
     raise ValueError(name)
 
 
-def _body(request: HttpRequest, schema) -> dict:
+def read_body(request: HttpRequest, operation: str) -> dict:
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -105,7 +106,46 @@ def _body(request: HttpRequest, schema) -> dict:
             ) from None
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_type")
-    return validation.validate(schema, data)
+    where = _unstorable(data)
+    if where is not None:
+        raise bad_request(
+            f"Invalid '{where}': the string holds a character the sandbox cannot store "
+            "(NUL, or half of a surrogate pair).",
+            param=where or None,
+            code="invalid_value",
+        )
+    return validation.validate(operation, data)
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry and UTF-8 cannot
+        return False
+    return True
+
+
+def _unstorable(data) -> str | None:
+    """The path of the first string (or key) JSON can carry but the database cannot hold, if any.
+
+    A walk with its own stack: the body may be nested as deep as the JSON parser allowed.
+    """
+    stack = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not _storable(value):
+                return validation.path_text(path)
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if not _storable(key):
+                    return validation.path_text(path)
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, n), item) for n, item in reversed(list(enumerate(value))))
+    return None
 
 
 def _include_content(request: HttpRequest) -> bool:
@@ -123,23 +163,25 @@ def _include_content(request: HttpRequest) -> bool:
 # --- responses ------------------------------------------------------------------------------------
 
 
-def _json(body: dict, status: int = 200) -> HttpResponse:
+def json_response(body: dict, status: int = 200) -> HttpResponse:
     return HttpResponse(json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
 
 
 def _error(e: ApiError) -> HttpResponse:
-    return _json(wire.error(e.message, e.type, e.param, e.code), status=e.status)
+    return json_response(wire.error(e.message, e.type, e.param, e.code), status=e.status)
+
+
+def sse(frames) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
 
 
 def _run_response(result: operations.RunResult, stream: bool) -> HttpResponse:
     if stream:
-        response = StreamingHttpResponse(
-            streaming.run_events(result.run_pk, result.stream_after or 0), content_type="text/event-stream"
-        )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        return response
-    response = _json(result.body)
+        return sse(streaming.run_events(result.run_pk, result.stream_after or 0))
+    response = json_response(result.body)
     # How long a poller should wait: scaled by the run's speed so fast test runs poll fast.
     response["openai-poll-after-ms"] = str(max(50, int(settings.SANDBOX_POLL_AFTER_MS / result.speed)))
     return response
@@ -170,6 +212,11 @@ def endpoint(*, beta: bool = True, **handlers: Handler):
         await asyncio.sleep(settings.SANDBOX_LATENCY_MS / 1000)
         try:
             azure = _authenticate(request)
+            if not all(_storable(value) for value in [*kwargs.values(), *request.GET.values()]):
+                raise bad_request(
+                    f"Invalid URL ({request.method} {request.path}): it holds a character no id or parameter "
+                    "can contain (NUL, or half of a surrogate pair).",
+                )
             handler = handlers.get(request.method)
             if handler is None:
                 raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
@@ -209,60 +256,62 @@ def _call(fn):
 
 
 async def _create_assistant(request):
-    return _json(await _call(operations.create_assistant)(_body(request, validation.CREATE_ASSISTANT)))
+    return json_response(await _call(operations.create_assistant)(read_body(request, "createAssistant")))
 
 
 async def _list_assistants(request):
-    return _json(await _call(operations.list_assistants)(ListParams.from_query(request.GET)))
+    return json_response(await _call(operations.list_assistants)(ListParams.from_query(request.GET)))
 
 
 async def _get_assistant(request, assistant_id):
-    return _json(await _call(operations.get_assistant)(assistant_id))
+    return json_response(await _call(operations.get_assistant)(assistant_id))
 
 
 async def _create_thread(request):
-    return _json(await _call(operations.create_thread)(_body(request, validation.CREATE_THREAD)))
+    return json_response(await _call(operations.create_thread)(read_body(request, "createThread")))
 
 
 async def _list_threads(request):
-    return _json(await _call(operations.list_threads)(ListParams.from_query(request.GET)))
+    return json_response(await _call(operations.list_threads)(ListParams.from_query(request.GET)))
 
 
 async def _get_thread(request, thread_id):
-    return _json(await _call(operations.get_thread)(thread_id))
+    return json_response(await _call(operations.get_thread)(thread_id))
 
 
 async def _modify_thread(request, thread_id):
-    return _json(await _call(operations.modify_thread)(thread_id, _body(request, validation.MODIFY_THREAD)))
+    return json_response(await _call(operations.modify_thread)(thread_id, read_body(request, "modifyThread")))
 
 
 async def _create_message(request, thread_id):
-    return _json(await _call(operations.create_message)(thread_id, _body(request, validation.CREATE_MESSAGE)))
+    return json_response(
+        await _call(operations.create_message)(thread_id, read_body(request, "createMessage"))
+    )
 
 
 async def _list_messages(request, thread_id):
     params = ListParams.from_query(request.GET)
-    return _json(await _call(operations.list_messages)(thread_id, params, request.GET.get("run_id")))
+    return json_response(await _call(operations.list_messages)(thread_id, params, request.GET.get("run_id")))
 
 
 async def _get_message(request, thread_id, message_id):
-    return _json(await _call(operations.get_message)(thread_id, message_id))
+    return json_response(await _call(operations.get_message)(thread_id, message_id))
 
 
 async def _create_run(request, thread_id):
-    body = _body(request, validation.CREATE_RUN)
+    body = read_body(request, "createRun")
     result = await _call(operations.create_run)(thread_id, body, _include_content(request))
     return _run_response(result, bool(body.get("stream")))
 
 
 async def _create_thread_and_run(request):
-    body = _body(request, validation.CREATE_THREAD_AND_RUN)
+    body = read_body(request, "createThreadAndRun")
     result = await _call(operations.create_thread_and_run)(body)
     return _run_response(result, bool(body.get("stream")))
 
 
 async def _list_runs(request, thread_id):
-    return _json(await _call(operations.list_runs)(thread_id, ListParams.from_query(request.GET)))
+    return json_response(await _call(operations.list_runs)(thread_id, ListParams.from_query(request.GET)))
 
 
 async def _get_run(request, thread_id, run_id):
@@ -270,17 +319,17 @@ async def _get_run(request, thread_id, run_id):
 
 
 async def _modify_run(request, thread_id, run_id):
-    body = _body(request, validation.MODIFY_RUN)
+    body = read_body(request, "modifyRun")
     return _run_response(await _call(operations.modify_run)(thread_id, run_id, body), False)
 
 
 async def _cancel_run(request, thread_id, run_id):
-    _body(request, validation.obj({}))
+    read_body(request, "cancelRun")
     return _run_response(await _call(operations.cancel_run)(thread_id, run_id), False)
 
 
 async def _submit_tool_outputs(request, thread_id, run_id):
-    body = _body(request, validation.SUBMIT_TOOL_OUTPUTS)
+    body = read_body(request, "submitToolOuputsToRun")
     result = await _call(operations.submit_tool_outputs)(thread_id, run_id, body)
     return _run_response(result, bool(body.get("stream")))
 
@@ -288,16 +337,16 @@ async def _submit_tool_outputs(request, thread_id, run_id):
 async def _list_steps(request, thread_id, run_id):
     params = ListParams.from_query(request.GET)
     include = _include_content(request)
-    return _json(await _call(operations.list_steps)(thread_id, run_id, params, include))
+    return json_response(await _call(operations.list_steps)(thread_id, run_id, params, include))
 
 
 async def _get_step(request, thread_id, run_id, step_id):
     include = _include_content(request)
-    return _json(await _call(operations.get_step)(thread_id, run_id, step_id, include))
+    return json_response(await _call(operations.get_step)(thread_id, run_id, step_id, include))
 
 
 async def _get_file(request, file_id):
-    return _json(await _call(operations.get_file)(file_id))
+    return json_response(await _call(operations.get_file)(file_id))
 
 
 async def _file_content(request, file_id):

@@ -1,9 +1,9 @@
-"""App config for the sandbox: a local Assistants-v2-compatible API with scripted agents."""
+"""App config for the sandbox: a local API in the Assistants and Responses shapes, with scripted agents."""
 
 from django.apps import AppConfig
 
 
 class SandboxConfig(AppConfig):
     name = "sandbox"
-    verbose_name = "Sandbox Assistants API"
+    verbose_name = "Sandbox API"
     default_auto_field = "django.db.models.BigAutoField"

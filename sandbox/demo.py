@@ -1,4 +1,5 @@
-"""Demo data for `manage.py sandbox_seed`: an assistant per script, threads with runs in every status.
+"""Demo data for `manage.py sandbox_seed`: an assistant per script, threads with runs in every status, and
+(responses_demo.py) conversations and responses of every script.
 
 Finished runs are created back-dated and advanced to now, so their timestamps look like history. Demo
 objects carry metadata `sandbox_demo=<key>`, which is how a second seeding finds them instead of
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from . import engine, operations
+from . import engine, operations, responses_demo
+from .hostile import HOSTILE_TEXTS
 from .models import ACTIVE_RUN_STATUSES, Assistant, Message, Run, RunStep, Thread, new_id
 
 DAY = 86_400.0
@@ -167,12 +169,6 @@ HELD = [
         None,
         {"sandbox_speed": "1"},
     ),
-]
-HOSTILE_TEXTS = [
-    "<script>alert(1)</script> Is this <b>escaped</b>?",
-    "<img src=x onerror=alert(1)> and \"quotes\" & 'apostrophes'",
-    '[click me](javascript:alert(1)) or <a href="javascript:alert(2)">this</a>',
-    ("<div>big</div> " * 20_000)[:200_000],
 ]
 
 
@@ -352,6 +348,10 @@ class SeedSummary:
     live_runs: int
     statuses: set
     step_types: set
+    # The Responses shape: every demo conversation and response id, by demo key.
+    responses: "responses_demo.Seeded"
+    response_statuses: set
+    item_types: set
 
 
 def seed(*, big: bool = False) -> SeedSummary:
@@ -384,12 +384,16 @@ def seed(*, big: bool = False) -> SeedSummary:
     for run in Run.objects.filter(thread__metadata__has_key="sandbox_demo", status__in=ACTIVE_RUN_STATUSES):
         engine.advance(run, now)
     demo_runs = Run.objects.filter(thread__metadata__has_key="sandbox_demo")
+    seeded_responses = responses_demo.seed(now)
     return SeedSummary(
         assistants=Assistant.objects.filter(metadata__has_key="sandbox_demo").count(),
         new_threads=new_threads,
         live_runs=live_runs,
         statuses=set(demo_runs.values_list("status", flat=True).distinct()),
         step_types=_step_types(),
+        responses=seeded_responses,
+        response_statuses=responses_demo.statuses(),
+        item_types=responses_demo.item_types(),
     )
 
 

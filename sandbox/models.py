@@ -1,4 +1,4 @@
-"""Database state of the sandbox: assistants, threads, messages, runs, run steps, files and stream events.
+"""Database state of the sandbox: the Assistants objects and the Responses objects, with their stream events.
 
 Every object keeps its wire id (`public_id`) apart from its primary key `seq`, an autoincrement that
 breaks ties between objects created in the same second, so list order (created_at, seq) is total.
@@ -194,3 +194,135 @@ class RunEvent(models.Model):
 
     def __str__(self):
         return f"{self.event} #{self.seq}"
+
+
+# --- Responses + Conversations ----------------------------------------------------------------------
+
+ACTIVE_RESPONSE_STATUSES = ("queued", "in_progress")
+TERMINAL_RESPONSE_STATUSES = ("completed", "failed", "incomplete", "cancelled")
+
+
+def new_hex_id(prefix: str) -> str:
+    """Ids of the Responses family look like the service's: a prefix and 48 hex digits."""
+    return prefix + secrets.token_hex(24)
+
+
+class Conversation(models.Model):
+    seq = models.BigAutoField(primary_key=True)
+    public_id = models.CharField(max_length=64, unique=True)
+    created_at = models.BigIntegerField()
+    metadata = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at", "seq"], name="sandbox_conv_order")]
+
+    def __str__(self):
+        return self.public_id
+
+
+class Response(models.Model):
+    seq = models.BigAutoField(primary_key=True)
+    public_id = models.CharField(max_length=64, unique=True)
+    created_at = models.BigIntegerField()
+    status = models.CharField(max_length=20)
+    background = models.BooleanField(default=False)
+    # store=false: the response runs but cannot be retrieved, listed or continued.
+    stored = models.BooleanField(default=True)
+    # Any name a client sends (the sandbox has no list of models).
+    model = models.TextField()
+    conversation = models.ForeignKey(
+        Conversation, null=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    # The conversation's id as the wire shows it, kept when the conversation is deleted.
+    conversation_ref = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    previous_response_ref = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    # Azure AI Foundry's agent (name, version), by which its list endpoints filter.
+    agent_name = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    agent_version = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    metadata = models.JSONField(default=dict)
+    # The creation parameters the response echoes (instructions, tools, temperature, text, include, …).
+    params = models.JSONField(default=dict)
+    error = models.JSONField(null=True)
+    incomplete_details = models.JSONField(null=True)
+    usage = models.JSONField(null=True)
+    completed_at = models.BigIntegerField(null=True)
+
+    # The clock (responses_engine.py). Times are Unix seconds as floats.
+    script = models.CharField(max_length=32)
+    speed = models.FloatField()
+    started_clock = models.FloatField()
+    cursor = models.IntegerField(default=0)
+    next_due = models.FloatField(null=True)
+    state = models.JSONField(default=dict)
+    record_events = models.BooleanField(default=False)
+    next_sequence_number = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at", "seq"], name="sandbox_resp_order"),
+            # The list filters of Azure AI Foundry (by conversation, by agent), newest first.
+            models.Index(fields=["conversation_ref", "created_at", "seq"], name="sandbox_resp_conv_order"),
+            models.Index(fields=["agent_name", "created_at", "seq"], name="sandbox_resp_agent_order"),
+        ]
+
+    def __str__(self):
+        return self.public_id
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_RESPONSE_STATUSES
+
+
+class Item(models.Model):
+    """A conversation item, a response's input or one of its outputs (often several of these at once)."""
+
+    seq = models.BigAutoField(primary_key=True)
+    public_id = models.CharField(max_length=64, unique=True)
+    created_at = models.BigIntegerField()
+    item_type = models.CharField(max_length=40)
+    # The item as the wire shows it (without the fields `include` leaves out, which wire code strips).
+    data = models.JSONField(default=dict)
+    response = models.ForeignKey(Response, null=True, on_delete=models.SET_NULL, related_name="output_items")
+    output_index = models.IntegerField(null=True)
+    conversation = models.ForeignKey(Conversation, null=True, on_delete=models.SET_NULL, related_name="items")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["conversation", "created_at", "seq"], name="sandbox_item_conv_order"),
+            models.Index(fields=["response", "output_index"], name="sandbox_item_output_order"),
+        ]
+
+    def __str__(self):
+        return self.public_id
+
+
+class ResponseInput(models.Model):
+    """The items a response was given as input, in the order given."""
+
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="inputs")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    position = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["response", "position"], name="sandbox_resp_input_position")
+        ]
+
+    def __str__(self):
+        return f"{self.response_id}[{self.position}]"
+
+
+class ResponseEvent(models.Model):
+    """A stream event with its sequence number, kept so a broken stream resumes after `starting_after`."""
+
+    seq = models.BigAutoField(primary_key=True)
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="events")
+    sequence_number = models.IntegerField()
+    event = models.CharField(max_length=80)
+    data = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["response", "sequence_number"], name="sandbox_resp_event_order")]
+
+    def __str__(self):
+        return f"{self.event} #{self.sequence_number}"

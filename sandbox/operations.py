@@ -212,7 +212,7 @@ def get_message(thread_id: str, message_id: str) -> dict:
 # --- runs -----------------------------------------------------------------------------------------
 
 
-def _float_knob(metadata: dict, key: str, default: float | None, *, minimum: float, strict_min: bool = False):
+def float_knob(metadata: dict, key: str, default: float | None, *, minimum: float, strict_min: bool = False):
     if key not in metadata:
         return default
     try:
@@ -251,13 +251,13 @@ def _text_of(messages) -> str:
 def new_run(thread: Thread, assistant: Assistant, body: dict, *, include_content: bool, now: float) -> Run:
     metadata = body.get("metadata") or {}
     script = _script(metadata, assistant)
-    speed = _float_knob(metadata, "sandbox_speed", settings.SANDBOX_SPEED, minimum=0, strict_min=True)
-    steps = _float_knob(metadata, "sandbox_steps", scripts.DEFAULT_LONG_STEPS, minimum=1)
-    queued = _float_knob(metadata, "sandbox_queued_seconds", None, minimum=0)
-    lifetime = _float_knob(
+    speed = float_knob(metadata, "sandbox_speed", settings.SANDBOX_SPEED, minimum=0, strict_min=True)
+    steps = float_knob(metadata, "sandbox_steps", scripts.DEFAULT_LONG_STEPS, minimum=1)
+    queued = float_knob(metadata, "sandbox_queued_seconds", None, minimum=0)
+    lifetime = float_knob(
         metadata, "sandbox_expires_seconds", scripts.default_expires_seconds(script), minimum=0
     )
-    _float_knob(metadata, "sandbox_cancel_seconds", None, minimum=0)
+    float_knob(metadata, "sandbox_cancel_seconds", None, minimum=0)
 
     instructions = body["instructions"] if body.get("instructions") is not None else assistant.instructions
     if body.get("additional_instructions"):
@@ -351,7 +351,7 @@ def modify_run(thread_id: str, run_id: str, body: dict) -> RunResult:
         run = engine.lock_and_advance(_run(thread_id, run_id))
         if "metadata" in body:
             # Speed and script were fixed at creation; the cancel delay is read when cancelling.
-            _float_knob(body["metadata"] or {}, "sandbox_cancel_seconds", None, minimum=0)
+            float_knob(body["metadata"] or {}, "sandbox_cancel_seconds", None, minimum=0)
             run.metadata = body["metadata"] or {}
             run.save(update_fields=["metadata"])
         return _run_result(run)

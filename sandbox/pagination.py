@@ -100,3 +100,21 @@ def _check_cursors(qs: QuerySet, params: ListParams) -> None:
             raise bad_request(
                 f"Invalid '{param}': no object with id '{object_id}' in this list.", param=param
             )
+
+
+def page_list(rows: list, params: ListParams, id_of) -> tuple[list, bool]:
+    """A page of an already ordered, small in-memory list (ascending), with the same cursor rules."""
+    ids = [id_of(row) for row in rows]
+    for param, object_id in (("after", params.after), ("before", params.before)):
+        if object_id and object_id not in ids:
+            raise bad_request(
+                f"Invalid '{param}': no object with id '{object_id}' in this list.", param=param
+            )
+    ordered = rows if params.order == "asc" else rows[::-1]
+    ordered_ids = ids if params.order == "asc" else ids[::-1]
+    start = ordered_ids.index(params.after) + 1 if params.after else 0
+    end = ordered_ids.index(params.before) if params.before else len(ordered)
+    window = ordered[start:end]
+    if params.before and not params.after:
+        return window[-params.limit :], len(window) > params.limit
+    return window[: params.limit], len(window) > params.limit

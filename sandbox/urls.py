@@ -5,7 +5,7 @@ Paths have no trailing slash, as the SDK sends them; anything else answers a JSO
 
 from django.urls import path, re_path
 
-from . import api
+from . import api, responses_api
 
 app_name = "sandbox"
 
@@ -30,5 +30,18 @@ urlpatterns = [
     path("threads/<str:thread_id>/runs/<str:run_id>/steps/<str:step_id>", api.step, name="step"),
     path("files/<str:file_id>", api.file, name="file"),
     path("files/<str:file_id>/content", api.file_content, name="file-content"),
+    # The Responses + Conversations surface (OpenAI's, with Azure AI Foundry's list endpoints).
+    path("responses", responses_api.responses, name="responses"),
+    path("responses/<str:response_id>", responses_api.response, name="response"),
+    path("responses/<str:response_id>/cancel", responses_api.cancel, name="response-cancel"),
+    path("responses/<str:response_id>/input_items", responses_api.input_items, name="response-input-items"),
+    path("conversations", responses_api.conversations, name="conversations"),
+    path("conversations/<str:conversation_id>", responses_api.conversation, name="conversation"),
+    path("conversations/<str:conversation_id>/items", responses_api.items, name="conversation-items"),
+    path(
+        "conversations/<str:conversation_id>/items/<str:item_id>",
+        responses_api.item,
+        name="conversation-item",
+    ),
     re_path(r"^", api.invalid_url, name="invalid-url"),
 ]

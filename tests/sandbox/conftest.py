@@ -1,10 +1,17 @@
 """Fixtures for the sandbox contract tests: the official spec as JSON Schema, and run helpers.
 
 Spec tolerances (each a known difference between the spec and the live service, CONTRACT.md):
-- `first_id`/`last_id` may be null: the live service sends null on an empty list (§6).
+- `first_id`/`last_id` may be null: the live service sends null on an empty list (§6), the Responses
+  lists (input items, conversation items) included.
 - RunObject `instructions` may be null: every spec example sends null (§2).
+- Response `user` and `usage` may be null: the spec's own Response examples send `"user": null`, and its
+  stream examples `"usage": null` until the response ends.
 - The `azure` script's extra types (a `bing_grounding` tool call, an `activities` step, a `url_citation`
   annotation) are Azure AI Foundry's (§9); they are set aside before validating, and only for that script.
+- MCPApprovalResponse(Resource) requires a `request_id` it does not declare (the service sends
+  `approval_request_id`, which it declares and also requires): the undeclared name is not required.
+- The spec names no event for a cancelled response; the sandbox ends such a stream with
+  `response.cancelled`, shaped like `response.completed`, and it is checked as that shape.
 Step `expired_at` and step `metadata` need no tolerance: the sandbox sends the schema's `expired_at`
 (never the examples' `expires_at`) and `metadata: {}`.
 
@@ -19,11 +26,15 @@ import time
 from pathlib import Path
 
 import httpx
+import httpx2
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from openai import OpenAI
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+from tests.sandbox.spec_checks import Checker, SpecCheckedTransport
 
 # A copy of ../shared/spec (unchanged; spec/SOURCE.md says where from), so a checkout is self-contained.
 SPEC_PATH = Path(__file__).resolve().parent / "spec" / "openai-openapi.yaml"
@@ -62,6 +73,16 @@ def _tolerate(schemas: dict) -> None:
         for key in ("first_id", "last_id"):
             schemas[name]["properties"][key] = {"type": ["string", "null"]}
     schemas["RunObject"]["properties"]["instructions"] = {"type": ["string", "null"]}
+    response = next(m for m in schemas["Response"]["allOf"] if "usage" in m.get("properties", {}))
+    response["properties"]["usage"] = {
+        "anyOf": [{"$ref": "#/components/schemas/ResponseUsage"}, {"type": "null"}]
+    }
+    schemas["ModelResponseProperties"]["properties"]["user"] = {"type": ["string", "null"]}
+    for name in ("ResponseItemList", "ConversationItemList"):
+        for key in ("first_id", "last_id"):
+            schemas[name]["properties"][key] = {"type": ["string", "null"]}
+    for name in ("MCPApprovalResponse", "MCPApprovalResponseResource"):
+        schemas[name]["required"] = [key for key in schemas[name]["required"] if key != "request_id"]
 
 
 class Spec:
@@ -100,6 +121,28 @@ class Spec:
         if azure and event.startswith("thread.run.step.") and without_azure_extras(data) is None:
             return
         self.validate("AssistantStreamEvent", {"event": event, "data": data}, azure=azure)
+
+    @functools.cached_property
+    def response_event_schemas(self) -> dict[str, str]:
+        """Event type → the name of its schema among ResponseStreamEvent's members."""
+        schemas = self.document["components"]["schemas"]
+        names = {}
+        for member in schemas["ResponseStreamEvent"]["anyOf"]:
+            name = member["$ref"].rsplit("/", 1)[1]
+            for event_type in schemas[name]["properties"]["type"]["enum"]:
+                names[event_type] = name
+        return names
+
+    def validate_response_event(self, data: dict) -> None:
+        """One event of a Responses stream, against the member of ResponseStreamEvent its `type` names
+        (the same check as the whole union, and faster); see the tolerance for `response.cancelled`."""
+        if data.get("type") == "response.cancelled":
+            self.validate("ResponseCompletedEvent", {**data, "type": "response.completed"})
+            assert data["response"]["status"] == "cancelled"
+            return
+        name = self.response_event_schemas.get(data.get("type"))
+        assert name is not None, f"ResponseStreamEvent has no event {data.get('type')!r}"
+        self.validate(name, data)
 
 
 def without_azure_extras(instance):
@@ -237,3 +280,23 @@ def sse_events(response: httpx.Response) -> list[tuple[str, object]]:
 @pytest.fixture(scope="session")
 def parse_sse():
     return sse_events
+
+
+@pytest.fixture
+def sdk(sandbox, spec):
+    """An official `openai` client on the sandbox whose every answer is checked against the spec.
+
+    `sdk.checker.seen` counts the bodies checked by schema; any mismatch fails the test at teardown.
+    """
+    checker = Checker(spec, root="/v1")
+    transport = SpecCheckedTransport(checker)
+    client = OpenAI(
+        base_url=sandbox.base_url,
+        api_key=sandbox.api_key,
+        max_retries=0,
+        http_client=httpx2.Client(transport=transport, timeout=30),
+    )
+    client.checker = checker
+    yield client
+    client.close()
+    assert checker.problems == [], "\n".join(checker.problems)

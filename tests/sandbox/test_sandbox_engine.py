@@ -211,8 +211,9 @@ def test_speed_comes_from_run_metadata_else_the_server_setting(runs):
 
 async def test_concurrent_readers_on_two_processes_never_duplicate_a_step(runs, sandbox):
     with sandbox.peer() as peer:
-        # At speed 2 the 60 steps come due over about 0.6 s, so the readers overlap with the transitions.
-        run = runs.start("long", speed=2, metadata={"sandbox_steps": "60", "sandbox_queued_seconds": "0"})
+        # At speed 0.5 the 60 steps come due over about 2.4 s, so the readers overlap with the transitions
+        # even when a round of reads is slow (at speed 2, 0.6 s, one round could outlast the run).
+        run = runs.start("long", speed=0.5, metadata={"sandbox_steps": "60", "sandbox_queued_seconds": "0"})
         base = f"/threads/{run['thread_id']}/runs/{run['id']}"
         clients = [
             sandbox.async_client(),
