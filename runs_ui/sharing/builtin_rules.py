@@ -49,26 +49,25 @@ IBAN_LENGTHS = {
 class Branch:
     """One shape of one rule: its pattern, the label it shows, and the check that confirms a candidate.
 
-    `check(text, start, end)` returns where the confirmed value ends (≤ `end`: some shapes are greedy and
-    the check trims them), or None to leave the candidate alone. `keep` is the named group of the match
-    that stays visible (the word "Bearer", the name in `password=…`).
+    `check(text, start, end, floor)` returns where the confirmed value ends (≤ `end`: some shapes are greedy
+    and the check trims them), or None to leave the candidate alone; `floor` is where the previous
+    redaction ended (a check reads no context before it). `prefix` matches the part of a match
+    that stays visible (the word "Bearer", the name in `password=…`); the value starts after it.
     """
 
     rule: str
     label: str
     pattern: str
-    check: Callable[[str, int, int], int | None] | None = None
-    keep: str | None = None
-    #: A character every match contains: texts without it skip this branch.
+    #: The pattern without its opening look-behind: what matches right after a redacted value, where the
+    #: character before is "]" once redacted.
+    after_label: str
+    check: Callable[..., int | None]
+    prefix: re.Pattern | None = None
+    #: What every match contains ("@", ":", or "digit" for an ASCII digit): texts without it skip the branch.
     needs: str | None = None
 
 
-def _ascii(pattern: str) -> str:
-    """Digits and word characters in the ASCII sense: "٤" is not a digit of a card number."""
-    return f"(?a:{pattern})"
-
-
-def _always(text: str, start: int, end: int) -> int:
+def _always(text: str, start: int, end: int, floor: int = 0) -> int:
     return end
 
 
@@ -82,7 +81,7 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def check_card(text: str, start: int, end: int) -> int | None:
+def check_card(text: str, start: int, end: int, floor: int = 0) -> int | None:
     digits = "".join(ch for ch in text[start:end] if ch.isdigit())
     # Card numbers start with 2 to 6 (Mastercard 2-series, Amex/Diners/JCB 3, Visa 4, Mastercard/Maestro 5,
     # Discover/UnionPay 6); only Visa has 13 digits. This keeps millisecond timestamps (1…) out.
@@ -98,7 +97,7 @@ def _iban_ok(compact: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
-def check_iban(text: str, start: int, end: int) -> int | None:
+def check_iban(text: str, start: int, end: int, floor: int = 0) -> int | None:
     """The printed form (groups of four) is greedy: trim trailing groups until the country's length fits."""
     candidate = text[start:end]
     while True:
@@ -110,20 +109,21 @@ def check_iban(text: str, start: int, end: int) -> int | None:
         candidate = candidate[:cut]
 
 
-_VERSION_WORDS = re.compile(r"(?:version|release|build|ver|rev)\.?\s*$", re.IGNORECASE)
+_VERSION_WORDS = re.compile(r"(?<![A-Za-z])(?:version|release|build|ver|rev)\.?\s*$", re.IGNORECASE)
 
 
-def check_ipv4(text: str, start: int, end: int) -> int | None:
+def check_ipv4(text: str, start: int, end: int, floor: int = 0) -> int | None:
     try:
         ipaddress.IPv4Address(text[start:end])  # refuses octets > 255 and leading zeros
     except ValueError:
         return None
-    if _VERSION_WORDS.search(text, max(0, start - 12), start):
+    # Only the text since the previous redaction counts (it reads the same once that one is a label).
+    if _VERSION_WORDS.search(text, max(floor, start - 12), start):
         return None  # "version 1.2.3.4" is a version
     return end
 
 
-def check_ipv6(text: str, start: int, end: int) -> int | None:
+def check_ipv6(text: str, start: int, end: int, floor: int = 0) -> int | None:
     candidate = text[start:end]
     # "::1", "1::2" (a Python slice) and "ab::" carry nothing personal and look like other things.
     if len(candidate) < 6 or sum(1 for group in candidate.split(":") if group) < 2:
@@ -135,7 +135,7 @@ def check_ipv6(text: str, start: int, end: int) -> int | None:
     return end
 
 
-def check_jwt(text: str, start: int, end: int) -> int | None:
+def check_jwt(text: str, start: int, end: int, floor: int = 0) -> int | None:
     header = text[start : text.index(".", start)]
     try:
         decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
@@ -144,7 +144,7 @@ def check_jwt(text: str, start: int, end: int) -> int | None:
     return end if isinstance(decoded, dict) else None
 
 
-def check_email(text: str, start: int, end: int) -> int | None:
+def check_email(text: str, start: int, end: int, floor: int = 0) -> int | None:
     domain = text[text.index("@", start) + 1 : end]
     if re.fullmatch(r"\d+(?:\.\d+)?x\.(?:png|jpe?g|gif|webp|svg|avif)", domain, re.IGNORECASE):
         return None  # icon@2x.png is a file name
@@ -155,104 +155,204 @@ def _digit_count(text: str, start: int, end: int) -> int:
     return sum(1 for ch in text[start:end] if ch.isdigit())
 
 
-def check_phone_international(text: str, start: int, end: int) -> int | None:
+def check_phone_international(text: str, start: int, end: int, floor: int = 0) -> int | None:
     return end if 8 <= _digit_count(text, start, end) <= 15 else None
 
 
-def check_phone_national(text: str, start: int, end: int) -> int | None:
+def check_phone_national(text: str, start: int, end: int, floor: int = 0) -> int | None:
     return end if 9 <= _digit_count(text, start, end) <= 12 else None
 
 
-def check_api_key(text: str, start: int, end: int) -> int | None:
+def check_api_key(text: str, start: int, end: int, floor: int = 0) -> int | None:
     value = text[start:end]
     # Keys are random: letters and digits both. "sk-this-is-a-long-slug-name" is not a key.
     return end if any(c.isdigit() for c in value) and any(c.isalpha() for c in value[3:]) else None
 
 
+def _branch(rule, label, first, before, rest, check, *, prefix=None, needs=None, ascii=False) -> Branch:
+    """A branch: its first character (a class), "not preceded by `before`", then the rest.
+
+    The first character comes before the look-behind (which then spans two characters) because the regex
+    engine skips an alternative at once when its first character cannot match there, and tries it in
+    full otherwise: most positions of a text then cost one table look-up per branch. `ascii`: digits and
+    word characters in the ASCII sense ("٤" is not a digit of a card number).
+    """
+
+    def wrap(pattern: str) -> str:
+        return f"(?a:{pattern})" if ascii else pattern
+
+    return Branch(
+        rule,
+        label,
+        pattern=wrap(f"{first}(?<!{before}.){rest}"),
+        after_label=wrap(f"{first}{rest}"),
+        check=check,
+        prefix=prefix,
+        needs=needs,
+    )
+
+
+_API_KEY_END = r"(?![\w-])"
+
 # Order matters where shapes overlap: the first branch that matches at a position decides the kind.
 BRANCHES: tuple[Branch, ...] = (
-    Branch(
+    _branch(
         "secret",
         "token",
-        r"(?P<token_keep>(?<![A-Za-z0-9])(?i:bearer|basic)[ \t]+)[A-Za-z0-9\-._~+/]{8,}+=*+",
+        "[Bb]",
+        "[A-Za-z0-9]",
+        r"(?i:earer|asic)[ \t]+[A-Za-z0-9\-._~+/]{8,}+=*+",
         _always,
-        keep="token_keep",
+        prefix=re.compile(r"(?i:bearer|basic)[ \t]+"),
     ),
-    Branch(
-        "jwt", "jwt", r"(?<![\w-])eyJ[A-Za-z0-9_-]{4,}+\.eyJ[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]*+", check_jwt
+    _branch(
+        "jwt",
+        "jwt",
+        "e",
+        r"[\w-]",
+        r"yJ[A-Za-z0-9_-]{4,}+\.eyJ[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]*+",
+        check_jwt,
     ),
-    Branch(
+    _branch(
         "secret",
         "api-key",
-        r"(?<![\w-])(?:sk-[A-Za-z0-9_-]{20,}+|[srp]k_(?:live|test)_[A-Za-z0-9]{16,}+|gh[pousr]_[A-Za-z0-9]{30,}+"
-        r"|github_pat_[A-Za-z0-9_]{30,}+|xox[abposr]-[A-Za-z0-9-]{10,}+|glpat-[A-Za-z0-9_-]{20,}+"
-        r"|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35})(?![\w-])",
+        "s",
+        r"[\w-]",
+        r"(?:k-[A-Za-z0-9_-]{20,}+|k_(?:live|test)_[A-Za-z0-9]{16,}+)" + _API_KEY_END,
         check_api_key,
+        needs="digit",
     ),
-    Branch(
+    _branch(
+        "secret",
+        "api-key",
+        "[rp]",
+        r"[\w-]",
+        r"k_(?:live|test)_[A-Za-z0-9]{16,}+" + _API_KEY_END,
+        check_api_key,
+        needs="digit",
+    ),
+    _branch(
+        "secret",
+        "api-key",
+        "g",
+        r"[\w-]",
+        r"(?:h[pousr]_[A-Za-z0-9]{30,}+|ithub_pat_[A-Za-z0-9_]{30,}+|lpat-[A-Za-z0-9_-]{20,}+)"
+        + _API_KEY_END,
+        check_api_key,
+        needs="digit",
+    ),
+    _branch(
+        "secret",
+        "api-key",
+        "x",
+        r"[\w-]",
+        r"ox[abposr]-[A-Za-z0-9-]{10,}+" + _API_KEY_END,
+        check_api_key,
+        needs="digit",
+    ),
+    _branch(
+        "secret",
+        "api-key",
+        "A",
+        r"[\w-]",
+        r"(?:KIA[0-9A-Z]{16}|Iza[0-9A-Za-z_-]{35})" + _API_KEY_END,
+        check_api_key,
+        needs="digit",
+    ),
+    # The first letter of any of the names; the name itself is checked by `prefix`.
+    _branch(
         "secret",
         "secret",
-        r"(?P<secret_keep>(?<![A-Za-z0-9])(?i:api[_-]?key|secret|client[_-]?secret|password|passwd|pwd"
-        r"|access[_-]?token|auth[_-]?token|refresh[_-]?token)[\"']?[ \t]*[:=][ \t]*[\"']?)"
-        r"(?!\[)[^\s\"',;&}]{6,}+",
+        "[AaSsCcPpRr]",
+        "[A-Za-z0-9]",
+        r"(?i:pi[_-]?key|ecret|lient[_-]?secret|assword|asswd|wd|ccess[_-]?token|uth[_-]?token"
+        r"|efresh[_-]?token)[\"']?[ \t]*[:=][ \t]*[\"']?(?!\[)[^\s\"',;&}]{6,}+",
         _always,
-        keep="secret_keep",
+        prefix=re.compile(
+            r"(?i:api[_-]?key|secret|client[_-]?secret|password|passwd|pwd|access[_-]?token|auth[_-]?token"
+            r"|refresh[_-]?token)[\"']?[ \t]*[:=][ \t]*[\"']?"
+        ),
     ),
-    Branch(
+    _branch(
         "email",
         "email",
-        r"(?<![\w.%+-])[\w.%+-]{1,64}+@(?:[\w-]{1,63}+\.)+[^\W\d_]{2,63}+(?![\w-])",
+        r"[\w.%+-]",
+        r"[\w.%+-]",
+        r"[\w.%+-]{0,63}+@(?:[\w-]{1,63}+\.)+[^\W\d_]{2,63}+(?![\w-])",
         check_email,
         needs="@",
     ),
-    Branch(
+    _branch(
         "iban",
         "iban",
-        _ascii(
-            r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}+|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)"
-            r"(?![A-Za-z0-9])"
-        ),
+        "[A-Z]",
+        "[A-Za-z0-9]",
+        r"[A-Z]\d{2}(?:[A-Z0-9]{11,30}+|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?![A-Za-z0-9])",
         check_iban,
+        ascii=True,
+        needs="digit",
     ),
-    Branch(
+    # Card numbers start with 2 to 6 (see check_card).
+    _branch(
         "card",
         "card",
-        _ascii(
-            r"(?<![\w.,+-])(?:\d{13,19}+|\d{4}(?P<card_sep>[ -])\d{4}(?P=card_sep)\d{4}(?P=card_sep)\d{1,4}"
-            r"(?:(?P=card_sep)\d{1,3})?|\d{4}(?P<amex_sep>[ -])\d{6}(?P=amex_sep)\d{4,5})(?!\d|[.,]\d)"
-        ),
+        "[2-6]",
+        r"[\w.,+-]",
+        r"(?:\d{12,18}+|\d{3}(?P<card_sep>[ -])\d{4}(?P=card_sep)\d{4}(?P=card_sep)\d{1,4}"
+        r"(?:(?P=card_sep)\d{1,3})?|\d{3}(?P<amex_sep>[ -])\d{6}(?P=amex_sep)\d{4,5})(?!\d|[.,]\d)",
         check_card,
+        ascii=True,
+        needs="digit",
     ),
-    Branch("ip", "ip", _ascii(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)"), check_ipv4),
-    Branch(
+    _branch(
         "ip",
         "ip",
-        r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?(?![\w:])",
+        r"\d",
+        r"[\w.]",
+        r"\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\w|\.\d)",
+        check_ipv4,
+        ascii=True,
+        needs="digit",
+    ),
+    _branch(
+        "ip",
+        "ip",
+        "[0-9A-Fa-f:]",
+        r"[\w:.]",
+        r"[0-9A-Fa-f]{0,3}+(?::[0-9A-Fa-f]{0,4}+){1,7}+(?:(?:\.\d{1,3}){3})?(?![\w:])",
         check_ipv6,
         needs=":",
     ),
-    Branch(
+    _branch(
         "phone",
         "phone",
-        _ascii(r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}+(?!\w)"),
+        r"\+",
+        r"[\w+]",
+        r"[1-9]\d{0,2}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}+(?!\w)",
         check_phone_international,
+        ascii=True,
+        needs="digit",
     ),
-    Branch(
+    _branch(
         "phone",
         "phone",
-        _ascii(
-            r"(?<![\w+.\-])(?:\(\d{3}\)[ .\-]?\d{3}[ .\-]|\d{3}(?P<nanp_sep>[ .\-])\d{3}(?P=nanp_sep))\d{4}"
-            r"(?!\w|[.\-]\d)"
-        ),
+        r"[(\d]",
+        r"[\w+.\-]",
+        r"(?:(?<=\()\d{3}\)[ .\-]?\d{3}[ .\-]|(?<=\d)\d{2}(?P<nanp_sep>[ .\-])\d{3}(?P=nanp_sep))\d{4}"
+        r"(?!\w|[.\-]\d)",
         check_phone_national,
+        ascii=True,
+        needs="digit",
     ),
-    Branch(
+    _branch(
         "phone",
         "phone",
-        _ascii(
-            r"(?<![\w+.\-])0\d{1,4}(?P<trunk_sep>[ .\-])\d{2,4}(?:(?P=trunk_sep)\d{2,4}){1,3}+(?!\w|[.\-]\d)"
-        ),
+        "0",
+        r"[\w+.\-]",
+        r"\d{1,4}(?P<trunk_sep>[ .\-])\d{2,4}(?:(?P=trunk_sep)\d{2,4}){1,3}+(?!\w|[.\-]\d)",
         check_phone_national,
+        ascii=True,
+        needs="digit",
     ),
 )
 

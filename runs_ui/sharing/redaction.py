@@ -41,6 +41,7 @@ MAX_DEPTH = 64
 #: Seconds admin rules may spend on one call (a page, an export, a push) before failing closed.
 CUSTOM_BUDGET = 1.0
 
+_DIGIT = re.compile(r"[0-9]")
 #: Text already in the shape of a redaction: admin rules never match inside it (redaction stays
 #: idempotent whatever the rule, and "[word]" cannot become "[[word]]").
 PLACEHOLDER = re.compile(r"\[[a-z][a-z0-9-]{0,30}\]")
@@ -61,23 +62,33 @@ class RedactedSpan:
 
 
 @functools.lru_cache(maxsize=256)
-def _combined(builtins: frozenset[str], at: bool, colon: bool) -> tuple[re.Pattern | None, dict[str, Any]]:
-    """One pattern for the enabled built-in rules: each branch a named group `b<i>`, in BRANCHES order.
+def _combined(
+    builtins: frozenset[str], at: bool, colon: bool, digit: bool
+) -> tuple[re.Pattern | None, re.Pattern | None, dict]:
+    """One pattern for the enabled built-in rules (each branch named by an empty group `b<i>`, in BRANCHES
+    order), and the same without the branches' opening look-behinds, for right after a redacted value.
 
     Every branch costs time at every position of a text, so branches that need a character the text
-    does not have (an email needs "@", an IPv6 address ":") are left out of the pattern for that text.
+    does not have (an email needs "@", an IPv6 address ":", a card number a digit) are left out of the
+    pattern for that text.
     """
-    parts, branches = [], {}
+    parts, after, branches = [], [], {}
     for i, branch in enumerate(BRANCHES):
         if (
             branch.rule not in builtins
             or (branch.needs == "@" and not at)
             or (branch.needs == ":" and not colon)
+            or (branch.needs == "digit" and not digit)
         ):
             continue
-        parts.append(f"(?P<b{i}>{branch.pattern})")
+        # An empty group at the end names the branch (m.lastgroup): a group around the branch would hide
+        # its first character from the engine's quick skip.
+        parts.append(f"{branch.pattern}(?P<b{i}>)")
+        after.append(f"{branch.after_label}(?P<b{i}>)")
         branches[f"b{i}"] = branch
-    return (re.compile("|".join(parts)) if parts else None), branches
+    if not parts:
+        return None, None, branches
+    return re.compile("|".join(parts)), re.compile("|".join(after)), branches
 
 
 class Redactor:
@@ -100,7 +111,9 @@ class Redactor:
         self.hidden_keys = tuple(k.casefold() for k in hidden_keys)
         self._budget = budget
         self._clock = clock
-        self._memo: dict[tuple[str, bool], str] = {}
+        # Memos of short strings, with and without the admin rules (ids are checked without them).
+        self._memo: dict[str, str] = {}
+        self._memo_plain: dict[str, str] = {}
 
     @property
     def active(self) -> bool:
@@ -141,7 +154,7 @@ class Redactor:
     def _redact(self, text: str, custom_ok: bool, deadline) -> str:
         memo = len(text) <= MEMO_CHARS
         if memo:
-            cached = self._memo.get((text, custom_ok))
+            cached = (self._memo if custom_ok else self._memo_plain).get(text)
             if cached is not None:
                 return cached
         spans = self._spans(text, custom_ok, deadline)
@@ -149,9 +162,10 @@ class Redactor:
             return UNCHECKED  # never memoised: a timeout depends on the moment, not on the text
         result = _apply(text, spans) if spans else text
         if memo:
-            if len(self._memo) >= MEMO_ENTRIES:
-                self._memo.clear()
-            self._memo[(text, custom_ok)] = result
+            table = self._memo if custom_ok else self._memo_plain
+            if len(table) >= MEMO_ENTRIES:
+                table.clear()
+            table[text] = result
         return result
 
     def _spans(self, text: str, custom_ok: bool, deadline) -> list[tuple[int, int, str]] | None:
@@ -161,7 +175,7 @@ class Redactor:
         # saw the raw neighbour): scan the redacted text again until nothing more turns up, so that
         # redacting a redacted text changes nothing. Texts with no redaction (almost all) scan once.
         for _ in range(3):
-            if not found:
+            if not found or not _may_hide_more(text, found):
                 break
             more = self._builtin_pass(_apply(text, found))
             if not more:
@@ -178,21 +192,33 @@ class Redactor:
     def _builtin_pass(self, text: str) -> list[tuple[int, int, str]]:
         if not self.builtins or len(text) < MIN_BUILTIN_CHARS:
             return []
-        pattern, branches = _combined(self.builtins, "@" in text, ":" in text)
+        pattern, after_label, branches = _combined(
+            self.builtins, "@" in text, ":" in text, _DIGIT.search(text) is not None
+        )
         if pattern is None:
             return []
-        found, pos, search = [], 0, pattern.search
-        while (m := search(text, pos)) is not None:
+        found, pos, floor, search = [], 0, 0, pattern.search
+        while True:
+            # Right after a redacted value the text will read "]": match there as if it did already, so
+            # that "a@b.com+44 20 7946 0958" redacts both in one scan, and redacting again changes nothing.
+            m = after_label.match(text, pos) if found and pos == found[-1][1] else None
+            if m is None:
+                m = search(text, pos)
+                if m is None:
+                    break
             branch = branches[m.lastgroup]
-            start = m.end(branch.keep) if branch.keep else m.start()
-            end = branch.check(text, start, m.end())
+            start = m.start()
+            if branch.prefix is not None:
+                kept = branch.prefix.match(text, start)
+                start = kept.end() if kept else m.end()  # no prefix: refused below
+            end = branch.check(text, start, m.end(), floor)
             if end is None or end <= start:
                 # Refused as a whole: its parts are not read as other kinds (the digits of an IBAN with
                 # a bad checksum are not a card number).
                 pos = m.end()
                 continue
             found.append((start, end, branch.label))
-            pos = end
+            pos = floor = end
         return found
 
     def _custom_spans(self, text: str, deadline) -> list[tuple[int, int, str]] | None:
@@ -223,28 +249,48 @@ class Redactor:
         return self._walk(value, None, 0, self._deadline())
 
     def _walk(self, value: Any, key: str | None, depth: int, deadline) -> Any:
-        if isinstance(value, str):
+        # Exact type checks: json.loads makes exactly these, and they are the hot path of a page.
+        kind = type(value)
+        if kind is str:
+            if not self.custom:
+                return value if len(value) < MIN_BUILTIN_CHARS else self._redact(value, False, deadline)
             custom_ok = not (
-                self.custom
-                and (key in STRUCTURAL_KEYS or (key is not None and key.endswith("_id")))
+                (key in STRUCTURAL_KEYS or (key is not None and key.endswith("_id")))
                 and len(value) <= 200
                 and IDENTIFIER.fullmatch(value)
             )
             return self._redact(value, custom_ok, deadline)
-        if depth >= MAX_DEPTH and isinstance(value, (dict, list)):
-            return UNCHECKED
-        if isinstance(value, dict):
+        if kind is dict:
+            if depth >= MAX_DEPTH:
+                return UNCHECKED
             out: dict = {}
+            depth += 1
             for k, v in value.items():
-                if k == "metadata" and isinstance(v, dict) and self.hidden_keys:
+                if k == "metadata" and self.hidden_keys and type(v) is dict:
                     v = {mk: mv for mk, mv in v.items() if not self.hides_key(mk)}
-                name = self._redact(k, True, deadline) if isinstance(k, str) else k
-                while name in out:  # two keys that redact alike both stay
-                    name = f"{name} "
-                out[name] = self._walk(v, k if isinstance(k, str) else None, depth + 1, deadline)
+                if type(k) is str:
+                    name = (
+                        k
+                        if len(k) < MIN_BUILTIN_CHARS and not self.custom
+                        else self._redact(k, True, deadline)
+                    )
+                    while name in out:  # two keys that redact alike both stay
+                        name = f"{name} "
+                    out[name] = self._walk(v, k, depth, deadline)
+                else:
+                    out[k] = self._walk(v, None, depth, deadline)
             return out
-        if isinstance(value, list):
+        if kind is list:
+            if depth >= MAX_DEPTH:
+                return UNCHECKED
             return [self._walk(item, None, depth + 1, deadline) for item in value]
+        # Subclasses (not from json.loads): as their base type.
+        if isinstance(value, str):
+            return self._walk(str(value), key, depth, deadline)
+        if isinstance(value, dict):
+            return self._walk(dict(value), key, depth, deadline)
+        if isinstance(value, list):
+            return self._walk(list(value), key, depth, deadline)
         return value
 
     def hides_key(self, key: Any) -> bool:
@@ -266,6 +312,31 @@ class Redactor:
         if getattr(obj, "info", None) is not None:
             redacted = dataclasses.replace(redacted, info=obj.info)
         return redacted
+
+
+#: After a redacted value, "[label]" may let a branch start where the value's last character stopped it:
+#: only a character a branch can start with matters.
+_MAY_START = re.compile(r"[\w.%+\-:(]")
+#: Before a redacted value: a candidate that reached into the value (and failed on it) may match once the
+#: value reads "[label]". Candidates only cross into a value from a word character or one of ")+-.=:", or
+#: across spaces from one of those (digit groups, "Bearer x"): a quote, comma or bracket stops them all.
+_SAFE_BEFORE = frozenset("\"',;([<{>")
+_SPACES = " \t"
+_REACHES = re.compile(r"[\w)+\-.=:]")
+
+
+def _may_hide_more(text: str, spans: list[tuple[int, int, str]]) -> bool:
+    """Whether a second scan of the redacted text could find more (rarely: values mostly stand between
+    quotes, commas and plain words)."""
+    for start, end, _ in spans:
+        if end < len(text) and _MAY_START.match(text, end):
+            return True
+        before = start - 1
+        while before >= 0 and text[before] in _SPACES:
+            before -= 1
+        if before >= 0 and text[before] not in _SAFE_BEFORE and _REACHES.match(text, before):
+            return True
+    return False
 
 
 def _apply(text: str, spans: list[tuple[int, int, str]]) -> str:
