@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .models import AuditRecord
@@ -118,7 +118,6 @@ class RunSummary:
     time_source: str  # "observed" (by the dashboard, sub-second) or "upstream" (whole seconds)
     total: float | None
     outcome: Outcome
-    extra: dict = field(default_factory=dict)
 
     @property
     def time_note(self) -> str:

@@ -157,7 +157,8 @@ async def deliver_to(
         )
     except IntegrityError:
         return None
-    body = json.dumps(event.body(), ensure_ascii=False).encode()
+    # ASCII JSON: a lone surrogate from an upstream string becomes "\ud800", not an encoding error.
+    body = json.dumps(event.body()).encode()
     secret = decrypt_key(webhook.secret_encrypted)
     own_client = client is None
     client = client or httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)

@@ -146,3 +146,18 @@ def test_a_test_event_has_the_same_shape():
     body = trial_event("Ops", "n1", created=5).body()
     assert set(body) == {"id", "type", "created", "text", "summary", "run", "links"}
     assert body["type"] == "test" and body["id"] == "test:n1"
+
+
+async def test_hostile_upstream_text_is_delivered_as_valid_json(webhook, receiver):
+    run = Run.from_json(
+        {
+            "id": "run_1",
+            "thread_id": "thread_1",
+            "status": "failed",
+            "last_error": {"code": "server_error", "message": "\ud800 \x00 <script>"},
+        }
+    )
+    event = run_event("run.failed", run, connection="default", transition=1, base_url="https://d")
+    delivery = await deliver_to(webhook, event, sleep=Sleeps())
+    assert delivery.status == WebhookDelivery.SUCCEEDED
+    assert receiver.delivered()[0].json["run"]["last_error"]["message"] == "\ud800 \x00 <script>"
