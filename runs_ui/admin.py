@@ -109,3 +109,8 @@ class ThreadEntryAdmin(admin.ModelAdmin):
         "latest_run_created_at",
     ]
     inlines = [RunSnapshotInline]
+
+
+# The sharing and notification packages register their own admin pages.
+from .notify import admin as _notify_admin  # noqa: E402, F401
+from .sharing import admin as _sharing_admin  # noqa: E402, F401

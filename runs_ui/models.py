@@ -170,3 +170,21 @@ class AuditRecord(models.Model):
 
     def __str__(self):
         return f"{self.username} {self.action} {self.run_id or self.thread_id} ({self.outcome})"
+
+
+# Models of the sharing and notification packages belong to this app (and its migrations).
+from .notify.models import Webhook, WebhookDelivery  # noqa: E402
+from .sharing.models import HiddenMetadataKey, RedactionRule, RevealRecord  # noqa: E402
+
+__all__ = [
+    "AuditRecord",
+    "Connection",
+    "HiddenMetadataKey",
+    "KnownId",
+    "RedactionRule",
+    "RevealRecord",
+    "RunSnapshot",
+    "ThreadEntry",
+    "Webhook",
+    "WebhookDelivery",
+]

@@ -1,0 +1,1 @@
+"""Sharing runs with people outside the operator role: redaction rules, their engine, audited reveals."""
