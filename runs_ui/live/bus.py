@@ -95,6 +95,23 @@ async def announce(groups: list[str], key: str, version: Version) -> None:
         raise
 
 
+def user_group(user_pk: int) -> str:
+    """Every live socket of one user joins this group: what is for that person (notifications) goes here."""
+    return f"user.{int(user_pk)}"
+
+
+async def send_to_user(user_pk: int, html: str) -> None:
+    """HTML for every open page of one user (small: a notification, not a page's state). Best effort: a
+    user with no page open gets nothing, and the channel layer being away loses it (callers keep the
+    truth in the database)."""
+    try:
+        await get_channel_layer().group_send(user_group(user_pk), {"type": "live.user", "html": html})
+    except Exception as exc:
+        if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith("redis"):
+            raise StoreUnavailable(f"the channel layer: {type(exc).__name__}") from exc
+        raise
+
+
 def html_for(push: dict | None, variant: str, page: str) -> str:
     """What one socket gets of a push: run pages the header (for its role), thread pages the row, the home
     list its cell, the inbox its refresh."""

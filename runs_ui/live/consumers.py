@@ -128,7 +128,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         kwargs = self.scope["url_route"]["kwargs"]
         self.page = kwargs["scope"]
         try:
-            self.groups_joined = await self._subscribe(kwargs)
+            self.groups_joined = await self._subscribe(kwargs) + [bus.user_group(user.pk)]
         except Http404:
             await self.accept()
             await self.close(code=NOT_FOUND)
@@ -439,6 +439,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 self.variant = variant
                 self.seen.clear()  # everything again, in the new variant
                 await self._resync()
+
+    async def live_user(self, event):
+        """Something for this user (a notification), whatever page the socket is on."""
+        if isinstance(event.get("html"), str):
+            await self.send(text_data=event["html"])
 
     async def live_gone(self, event):
         """The watcher found that the upstream does not know this page's run (under this thread)."""

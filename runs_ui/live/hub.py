@@ -153,9 +153,9 @@ def _load_user(session_key: str):
     if backend_path not in settings.AUTHENTICATION_BACKENDS:
         return None
     user = load_backend(backend_path).get_user(user_id)  # None for a deactivated user
-    if user is not None and hasattr(user, "get_session_auth_hash"):
-        if not constant_time_compare(session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
-            return None  # the password changed: every other session is signed out
+    stamp = session.get(HASH_SESSION_KEY, "")
+    if user is not None and not constant_time_compare(stamp, user.get_session_auth_hash()):
+        return None  # the password changed: every other session is signed out
     return user
 
 

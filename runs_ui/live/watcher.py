@@ -63,6 +63,27 @@ DELTA_PUSH_SECONDS = 0.05
 
 _ids = itertools.count(1)
 
+#: What else happens when the run's one publisher (the lease holder, cluster-wide) looks at a run:
+#: notifications hang here (registered by their app at start-up). Each is `async hook(conn, thread_id,
+#: run, transitions)`, `transitions` being the statuses the dashboard observed and when (the index's
+#: RunSnapshot.transitions; its last entry is the run's status). `on_status` hooks run after a push that
+#: showed a status this publisher had not shown (a new status, or its first push after taking the lease
+#: over: a hook must treat a transition it already handled as done), `on_look` hooks after every look.
+#: They run in the background: a slow hook never holds up a publish.
+on_status: list = []
+on_look: list = []
+
+
+def _run_hooks(hooks: list, *args) -> None:
+    for hook in hooks:
+        task = background(hook(*args), "live-hook")
+        task.add_done_callback(_log_hook_failure)
+
+
+def _log_hook_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a live hook failed", exc_info=task.exception())
+
 
 class TokenBucket:
     """At most `rate` acquisitions per second on average, `burst` at once."""
@@ -404,6 +425,7 @@ class RunWatch(_Watch):
         else:
             self.state = state
         self.polled.set()
+        _run_hooks(on_look, self.conn, self.thread_id, run, list(self.state.transitions))
         return run.is_terminal
 
     async def _observe(self, state: RunState, change: Change, run: Run, observed_at: float) -> RunState:
@@ -483,8 +505,10 @@ class RunWatch(_Watch):
         if not await bus.publish(fence, version, push, groups, saved, observed_at):
             raise LeaseLost(self.key)
         metrics.pushes.labels("run").inc()
-        self._published_status = run.status
+        previous, self._published_status = self._published_status, run.status
         self.state = state
+        if change.status_changed and previous != run.status:
+            _run_hooks(on_status, self.conn, self.thread_id, run, list(state.transitions))
 
     def _saved_state(self, state: RunState, name: str, live_v: str) -> dict:
         """The full state a (re)connecting socket starts from: header, row, newest steps and bodies, and

@@ -101,9 +101,7 @@ async def test_a_poller_frozen_past_its_lease_never_sets_a_socket_back(slow_sand
             await close_all(viewers)
 
 
-async def test_redis_stopped_and_started_again_every_socket_catches_up_and_stays_live(
-    slow_sandbox, slow_log
-):
+async def test_redis_stopped_and_started_again_every_socket_catches_up_and_stays_live(slow_sandbox, slow_log):
     with own_redis() as redis_server, dashboards(slow_sandbox, redis_url=redis_server.url) as cluster:
         run = slow_sandbox.start_run("answer", speed=1, message="Outage", sandbox_queued_seconds=4)
         run_id, thread_id = run["id"], run["thread_id"]
