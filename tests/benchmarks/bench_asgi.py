@@ -11,7 +11,7 @@
   it was sent (so the receiver needs no log to time it).
 - With BENCH_LOG=/path, the product is observed (not changed) by wrapping two functions, which append one
   JSON line per call to that file:
-  * `runs_ui.live.publish` — when a push was published, the fingerprint of what each kind of socket
+  * `runs_ui.live.bus.publish` — when a push was published, the fingerprint of what each kind of socket
     receives of it (see `wsclient.fingerprint`), and the stream events it carried (below);
   * `AssistantsClient._events` — when each SSE event of a streamed run arrived from the upstream. The
     relay handles a stream in one task, so the events that arrived since the task's last publish are
@@ -31,7 +31,7 @@ from channels.routing import URLRouter
 from django.urls import path
 
 from dashboard.asgi import application as product
-from runs_ui import live
+from runs_ui.live import bus
 from runs_ui.upstream.client import AssistantsClient
 
 
@@ -111,33 +111,37 @@ def _write(entry: dict) -> None:
 
 
 if _LOG:
-    _publish = live.publish
+    _publish = bus.publish
     _events = AssistantsClient._events
 
-    async def publish(groups, common, variants=None, row=""):
+    async def publish(fence, version, push, groups, state=None, observed_at=None):
         started = time.time()
         task = asyncio.current_task()
         carried = _pending.pop(task, [])
-        await _publish(groups, common, variants, row)
-        variants = variants or {}
-        fps = {
-            "run-operator": _fp(common + variants.get("operator", "")),
-            "run-viewer": _fp(common + variants.get("viewer", "")),
-            "thread": _fp(common + row),
-            "index": _fp(common),
-        }
-        _write(
-            {
-                "kind": "publish",
-                "t": started,
-                "t_sent": time.time(),
-                "groups": groups,
-                "fps": fps,
-                "size": len(common) + len(variants.get("operator", "")),
-                "events": carried,
-                "pid": os.getpid(),
+        published = await _publish(fence, version, push, groups, state, observed_at)
+        if published:
+            fps = {
+                "run-operator": _fp(bus.html_for(push, "operator", "run")),
+                "run-viewer": _fp(bus.html_for(push, "viewer", "run")),
+                "thread": _fp(bus.html_for(push, "viewer", "thread")),
+                "index": _fp(bus.html_for(push, "viewer", "index")),
             }
-        )
+            _write(
+                {
+                    "kind": "publish",
+                    "t": started,
+                    "t_observed": observed_at,
+                    "t_sent": time.time(),
+                    "groups": groups,
+                    "fps": fps,
+                    "key": fence.key,
+                    "v": str(version),
+                    "size": len(bus.html_for(push, "operator", "run")),
+                    "events": carried,
+                    "pid": os.getpid(),
+                }
+            )
+        return published
 
     async def events(self, source):
         task = asyncio.current_task()
@@ -147,5 +151,5 @@ if _LOG:
             _pending.setdefault(task, []).append([time.time(), event.event, data_id, status])
             yield event
 
-    live.publish = publish
+    bus.publish = publish
     AssistantsClient._events = events

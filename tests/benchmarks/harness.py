@@ -453,3 +453,74 @@ def status_in(text: str, run_id: str) -> str | None:
     """The run status a pushed fragment shows for this run (its header or its timeline row), if any."""
     match = re.search(STATUS_IN_HEADER.format(run_id=re.escape(run_id)), text)
     return match.group(1) if match else None
+
+
+# --- a sandbox of several processes on one port --------------------------------------------------------
+
+
+@contextmanager
+def sandbox_on_one_port(
+    processes: int = 2, *, speed: float = 1, latency_ms: int = LATENCY_MS, env: dict | None = None
+) -> Iterator:
+    """The sandbox served by `processes` daphne processes sharing one listening socket (the kernel spreads
+    connections between them) and one SQLite database: one process serves ~90 requests/s on this machine,
+    less than a fleet of 500 active runs asks for."""
+    import socket
+
+    from tests.processes import DAPHNE, STARTUP_TIMEOUT
+    from tests.sandbox_server import SandboxServer
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    server_env = {
+        **{k: v for k, v in os.environ.items() if k not in _SCRUB},
+        "DJANGO_SETTINGS_MODULE": "sandbox.standalone_settings",
+        "DATABASE_URL": f"sqlite:///{directory / 'sandbox.sqlite3'}",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "SANDBOX_API_KEY": f"sk-sandbox-bench-{secrets.token_hex(12)}",
+        "SANDBOX_SPEED": str(speed),
+        "SANDBOX_LATENCY_MS": str(latency_ms),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    manage(server_env, "migrate", "--noinput", "-v0")
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    port = listener.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}/v1"
+    server_env["SANDBOX_BASE_URL"] = base_url
+    started = []
+    try:
+        for n in range(processes):
+            with open(directory / f"sandbox-{n}.log", "w") as log:
+                started.append(
+                    subprocess.Popen(
+                        [str(DAPHNE), "--fd", str(listener.fileno()), "sandbox.asgi:application"],
+                        cwd=BASE_DIR,
+                        env=server_env,
+                        pass_fds=[listener.fileno()],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(base_url + "/", timeout=1)
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sandbox did not start")
+            time.sleep(0.1)
+        yield SandboxServer(
+            base_url=base_url,
+            api_key=server_env["SANDBOX_API_KEY"],
+            env=server_env,
+            log_path=directory / "sandbox-0.log",
+        )
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        listener.close()
+        shutil.rmtree(directory, ignore_errors=True)

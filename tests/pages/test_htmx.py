@@ -115,7 +115,7 @@ async def test_a_thread_page_opened_at_a_cursor_continues_its_timeline_from_ther
     first = text(await viewer_client.get(f"{base}?part=timeline", headers=HX))
     more = load_more_url(first)
     shell = text(await viewer_client.get(base + more))
-    loader = re.search(r'<li class="loader" hx-get="([^"]+)" hx-trigger="load"', shell).group(1)
+    loader = re.search(r'<li class="loader first-load" hx-get="([^"]+)" hx-trigger="load"', shell).group(1)
     continued = timeline_ids(text(await viewer_client.get(base + loader.replace("&amp;", "&"), headers=HX)))
     assert continued and not set(continued) & set(timeline_ids(first))
 

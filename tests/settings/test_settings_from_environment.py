@@ -59,7 +59,8 @@ def test_database_url_selects_postgresql_and_redis_url_the_redis_layer():
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/test", REDIS_URL="redis://127.0.0.1:6379/0"
     )
     assert shown["engine"] == "django.db.backends.postgresql"
-    assert shown["layer"] == "channels_redis.core.RedisChannelLayer"
+    # channels_redis's layer, on a blocking connection pool (runs_ui/live/layer.py).
+    assert shown["layer"] == "runs_ui.live.layer.BlockingPoolRedisChannelLayer"
 
 
 def test_a_base_url_without_a_profile_means_an_openai_compatible_upstream():
