@@ -120,15 +120,23 @@ class MemoryStore:
         return None
 
     async def acquire(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> int:
+        return (await self.claim(key, owner, ttl, steal=steal))[0]
+
+    async def claim(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> tuple[int, float]:
+        """(token, 0) when the lease is this owner's now; (0, seconds until it expires) when another holds
+        it."""
         held = self._held(key)
         if held and held[0] == owner:
             self._leases[key] = (owner, held[1], self._now() + ttl)
-            return held[1]
+            return held[1], 0.0
         if held and not steal:
-            return 0
+            return 0, max(0.0, self._leases[key][2] - self._now())
         token = self._fences[key] = self._fences.get(key, 0) + 1
         self._leases[key] = (owner, token, self._now() + ttl)
-        return token
+        return token, 0.0
+
+    async def renew_many(self, leases: list[tuple[str, str, int, float]]) -> list[bool]:
+        return [await self.renew(*lease) for lease in leases]
 
     async def renew(self, key: str, owner: str, token: int, ttl: float) -> bool:
         if self._held(key) != (owner, token):
@@ -219,20 +227,21 @@ class MemoryStore:
 
 # --- Redis: every process -------------------------------------------------------------------------
 
+# Returns {token, 0} when the lease is the owner's now, {0, ms until it expires} when another holds it.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
 if current then
   local owner, token = string.match(current, '^(.*)|(%d+)$')
   if owner == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return tonumber(token)
+    return {tonumber(token), 0}
   end
-  if ARGV[3] ~= '1' then return 0 end
+  if ARGV[3] ~= '1' then return {0, redis.call('PTTL', KEYS[1])} end
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
-return token
+return {token, 0}
 """
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
@@ -361,11 +370,30 @@ class RedisStore:
         names = _names(key)
         return [self._k(names[kind]) for kind in kinds]
 
-    @_unavailable
     async def acquire(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> int:
+        return (await self.claim(key, owner, ttl, steal=steal))[0]
+
+    @_unavailable
+    async def claim(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> tuple[int, float]:
+        """(token, 0) when the lease is this owner's now; (0, seconds until it expires) when another holds
+        it."""
         keys = self._keys(key, "lease", "fence")
         args = [owner, int(ttl * 1000), "1" if steal else "0", VERSION_TTL_SECONDS]
-        return int(await self._script(_ACQUIRE)(keys=keys, args=args))
+        token, left_ms = await self._script(_ACQUIRE)(keys=keys, args=args)
+        return int(token), max(0.0, int(left_ms) / 1000)
+
+    @_unavailable
+    async def renew_many(self, leases: list[tuple[str, str, int, float]]) -> list[bool]:
+        """Renew several leases in one round trip: [(key, owner, token, ttl), …] → held, for each."""
+        if not leases:
+            return []
+        script = self._script(_RENEW)
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for key, owner, token, ttl in leases:
+                await script(
+                    keys=self._keys(key, "lease"), args=[f"{owner}|{token}", int(ttl * 1000)], client=pipe
+                )
+            return [bool(r) for r in await pipe.execute()]
 
     @_unavailable
     async def renew(self, key: str, owner: str, token: int, ttl: float) -> bool:

@@ -271,7 +271,7 @@ async def _fleet_phase(sandbox, request_log, budget: float, tmp_path) -> tuple[d
     }
     with dashboard_site(sandbox, redis_url="redis://127.0.0.1:6379/0", extra_env=extra) as site:
         processes = [site.start(), site.start()]
-        async with sandbox.async_client(timeout=60) as api:
+        async with sandbox.async_client() as api:
             # 490 background runs, entering requires_action between 40 s and 100 s from now.
             gate = asyncio.Semaphore(20)
 
