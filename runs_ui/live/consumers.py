@@ -59,6 +59,30 @@ def _entries_since(since: float):
     return ThreadEntry.objects.filter(first_seen__gt=moment).order_by("-last_seen")[:50]
 
 
+#: What the home list and the inbox follow, read once for all of this process's sockets every few seconds.
+_followed_cache: dict[str, tuple[float, set]] = {}
+FOLLOWED_CACHE_SECONDS = 5.0
+
+
+async def _followed(page: str) -> set[tuple[str, str, str]]:
+    """(connection, thread, run) of the runs a home list or inbox page follows."""
+    hit = _followed_cache.get(page)
+    if hit and time.monotonic() - hit[0] < FOLLOWED_CACHE_SECONDS:
+        return hit[1]
+    if page == "index":
+        active = ThreadEntry.objects.exclude(latest_status__in=[*RUN_TERMINAL, ""])
+        entries = active.order_by("-last_seen").values_list("connection", "thread_id", "latest_run_id")
+        wanted = {
+            (c, t, r) async for c, t, r in entries[: settings.LIVE_INDEX_WATCH_LIMIT] if is_id("run", r)
+        }
+    else:
+        active = RunSnapshot.objects.exclude(status__in=RUN_TERMINAL).order_by("-updated_at")
+        rows = active.values_list("connection", "thread__thread_id", "run_id")
+        wanted = {(c, t, r) async for c, t, r in rows[: settings.LIVE_INBOX_WATCH_LIMIT]}
+    _followed_cache[page] = (time.monotonic(), wanted)
+    return wanted
+
+
 def _layer_error(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, ConnectionError, StoreUnavailable)) or type(exc).__module__.startswith(
         "redis"
@@ -230,31 +254,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def refresh_interest(self) -> None:
         """The home list follows (slowly) the active latest runs of the threads it shows; the inbox every
         active indexed run, so the runs that start waiting for tool outputs show up."""
-        if self.page == "index":
-            entries = ThreadEntry.objects.exclude(latest_status__in=[*RUN_TERMINAL, ""]).order_by(
-                "-last_seen"
-            )
-            wanted = [
-                (e.connection, e.thread_id, e.latest_run_id)
-                async for e in entries[: settings.LIVE_INDEX_WATCH_LIMIT]
-                if is_id("run", e.latest_run_id)
-            ]
-        elif self.page == "inbox":
-            active = (
-                RunSnapshot.objects.exclude(status__in=RUN_TERMINAL)
-                .select_related("thread")
-                .order_by("-updated_at")
-            )
-            wanted = [
-                (s.connection, s.thread.thread_id, s.run_id)
-                async for s in active[: settings.LIVE_INBOX_WATCH_LIMIT]
-            ]
-        else:
+        if self.page not in ("index", "inbox"):
             return
+        wanted = await _followed(self.page)
         current = {(c, t, r) for _, c, t, r, _ in self.interest}
-        for conn, thread_id, run_id in set(wanted) - current:
+        for conn, thread_id, run_id in wanted - current:
             self._watch("run", conn, thread_id, run_id, Priority.BACKGROUND)
-        gone = current - set(wanted)
+        gone = current - wanted
         for conn, thread_id, run_id in gone:
             watcher.unwatch_run(conn, thread_id, run_id, self.channel_name)
         self.interest = [i for i in self.interest if (i[1], i[2], i[3]) not in gone]

@@ -22,7 +22,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import AsyncClient
 
-from runs_ui.live import relay
+from runs_ui.live import consumers, relay
 from runs_ui.live import store as live_store
 from runs_ui.live.hub import hub
 from runs_ui.live.watcher import watcher
@@ -123,6 +123,7 @@ async def reset_live_state() -> None:
     await relay.stop()
     await hub.stop()
     await watcher.stop()
+    consumers._followed_cache.clear()
     layer = channel_layers.backends.get("default")
     if layer is not None and hasattr(layer, "flush") and hasattr(layer, "close_pools"):
         await layer.flush()  # channels_redis: deletes this prefix's keys and closes its pools
