@@ -456,9 +456,10 @@ class RunWatch(_Watch):
             state, change = self.state, Change()
         # Steps and messages are fetched when their share of the budget allows (within a few seconds),
         # never holding up the next poll of the run; the one final look at an ended run takes them at once,
-        # on credit.
+        # on credit. Runs only the home list or inbox follow need neither: those pages show statuses.
         now = run.is_terminal
-        self.steps_due = self.steps_due or change.run_changed or self.polls % STEPS_EVERY == 0
+        detailed = self.priority() != Priority.BACKGROUND
+        self.steps_due = detailed and (self.steps_due or change.run_changed or self.polls % STEPS_EVERY == 0)
         if self.steps_due and self._detail_allowed(now):
             self.steps_due = False
             page = await self._get(
@@ -467,7 +468,7 @@ class RunWatch(_Watch):
             state, found = state.diff(run, steps=page.data)
             change = change.merged(found)
             self.messages_due = self.messages_due or state.messages_due(found.steps)
-        if (self.messages_due or run.is_terminal) and self._detail_allowed(now):
+        if detailed and (self.messages_due or run.is_terminal) and self._detail_allowed(now):
             self.messages_due = False
             page = await self._get(
                 lambda: client.list_messages(self.thread_id, run_id=self.run_id, limit=TAIL, order="desc")
