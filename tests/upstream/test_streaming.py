@@ -135,6 +135,7 @@ async def test_a_streamed_thread_and_run_starts_with_the_thread(upstream, client
                 "thread.run.requires_action",
                 run_json(
                     status="requires_action",
+                    thread_id="thread_9",
                     required_action={
                         "type": "submit_tool_outputs",
                         "submit_tool_outputs": {
