@@ -77,6 +77,8 @@ MAX_MESSAGE_CHARS = 1000
 MAX_ERROR_BODY = 64 * 1024
 #: Request ids are ids: anything longer is not one (audit records keep 200 characters).
 MAX_REQUEST_ID = 200
+#: HTTP connections open at once to one upstream connection (its own pool).
+MAX_CONNECTIONS = 200
 
 # Pools of HTTP connections: one per upstream connection (its name) and event loop (daphne runs one loop
 # per process), so an upstream that holds its connections open cannot starve the others. Weak keys: a
@@ -91,7 +93,7 @@ def _pool(connection: str) -> httpx.AsyncClient:
     pool = pools.get(connection)
     if pool is None or pool.is_closed:
         pool = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=50),
             follow_redirects=False,
             # Says which dashboard process called (an upstream's logs can then tell pollers apart).
             headers={"User-Agent": f"runs-dashboard/0.1 (pid {os.getpid()})"},
@@ -475,6 +477,8 @@ class AssistantsClient:
             after = page.next_after
             if after is None or after in seen:
                 return
+            if items == self.limits.max_items:
+                raise exceeded(self.limits, "max_items", what)  # there is more: no page fetched for it
             seen.add(after)
 
     # --- runs --------------------------------------------------------------------------------------

@@ -97,31 +97,75 @@ def loads(data: bytes | str) -> Any:
 
 
 def _as_sent(value: Any) -> Any:
-    """A copy of `value` with every Mended string replaced by what was sent."""
-    if isinstance(value, Mended):
-        return value.sent
-    if isinstance(value, dict):
-        return {_as_sent(k): _as_sent(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_as_sent(v) for v in value]
-    return value
+    """A copy of `value` with every Mended string (key or value) replaced by what was sent. Iterative, as
+    `clean` is: anything json could read, however deep, can be written back."""
+
+    def sent(item):
+        return item.sent if isinstance(item, Mended) else item
+
+    def shell(item):
+        return {} if isinstance(item, dict) else []
+
+    if not isinstance(value, dict | list | tuple):
+        return sent(value)
+    top = shell(value)
+    stack = [(value, top)]
+    while stack:
+        source, copy = stack.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in pairs:
+            if isinstance(item, dict | list | tuple):
+                child = shell(item)
+                stack.append((item, child))
+            else:
+                child = sent(item)
+            if isinstance(copy, dict):
+                copy[sent(key)] = child
+            else:
+                copy.append(child)
+    return top
 
 
 def _escape(match: re.Match) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+#: Deeper than this, JSON is written without indentation: indenting costs two spaces per level per line,
+#: so 10 KB nested 5,000 deep would indent to 50 MB.
+MAX_INDENTED_DEPTH = 64
+
+
+def nested_deeper_than(value: Any, depth: int) -> bool:
+    """Whether lists and objects in `value` nest more than `depth` levels (stops looking once they do)."""
+    stack = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if level == depth:
+            return True
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list | tuple))
+    return False
+
+
 def to_json(value: Any, *, indent: int | None = None) -> str:
     """JSON text of upstream data, exactly as sent: mended strings are written with the upstream's escapes.
 
-    The result is always encodable (valid UTF-8 JSON); non-ASCII text stays readable.
+    The result is always encodable (valid UTF-8 JSON); non-ASCII text stays readable. Values nested
+    deeper than MAX_INDENTED_DEPTH are written compact whatever `indent` says.
     """
+    if indent is not None and nested_deeper_than(value, MAX_INDENTED_DEPTH):
+        indent = None
     text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
     if SURROGATE_MARK not in text and NUL_MARK not in text:
         return text  # nothing was mended (the common case): no second pass
-    text = json.dumps(_as_sent(value), indent=indent, ensure_ascii=False, default=str)
     # A lone surrogate can only be inside a JSON string here, where its escape means the same value.
-    return _LONE.sub(_escape, text)
+    sent = json.dumps(_as_sent(value), indent=indent, ensure_ascii=False, default=str)
+    return _LONE.sub(_escape, sent)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
