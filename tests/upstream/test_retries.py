@@ -337,7 +337,7 @@ async def test_backoff_is_jittered(upstream, make_client):
 
 
 def test_the_client_imports_without_deprecation_warnings():
-    # The test run (and production with -W error) must not trip over a deprecated tenacity argument.
+    # The test run (and production with -W error) must not trip over a deprecated argument of a library.
     done = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", "import runs_ui.upstream.client"],
         cwd=Path(__file__).resolve().parents[2],
