@@ -182,6 +182,10 @@ class Export:
         self._lists = lists
         self._write = write  # async (export, json) → None, writing the lists into the open object
         self._count = 0
+        self._loop = asyncio.get_running_loop()
+
+    def __aiter__(self):
+        return self.chunks()
 
     async def start(self) -> None:
         """The first page of each list (concurrently), and of the first run's steps: a failure here is an
@@ -194,8 +198,18 @@ class Export:
             raise
 
     def close(self) -> None:
-        for ahead in self._lists.values():
-            ahead.close()
+        """Stop every read-ahead. Also called by Django, from a worker thread, when the response is closed
+        (the download ended, or the browser went away before it started)."""
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            here = False
+        if here:
+            for ahead in self._lists.values():
+                ahead.close()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: so are its tasks
+                self._loop.call_soon_threadsafe(self.close)
 
     def count(self) -> None:
         """One more object goes into the file, unless the export's cap says no."""

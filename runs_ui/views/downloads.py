@@ -20,7 +20,8 @@ async def _download(exported: export.Export, filename: str) -> StreamingHttpResp
     """The export as a file, streamed as it is fetched (see runs_ui/export.py); its first pages are
     fetched first, so an upstream that fails at once gets the error page instead."""
     await exported.start()
-    response = StreamingHttpResponse(exported.chunks(), content_type="application/json")
+    # The export itself is the content: Django closes it (stopping its read-ahead) when the response ends.
+    response = StreamingHttpResponse(exported, content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
