@@ -189,7 +189,7 @@ UPSTREAM_MAX_RPS = env.float("UPSTREAM_MAX_RPS", 20.0, validate=Range(min=0.1))
 # What the dashboard reads of an upstream (runs_ui/upstream/limits.py); a page that hits one says which.
 # Seconds one call may take in all (every attempt and retry wait); UPSTREAM_TIMEOUT is per read.
 UPSTREAM_DEADLINE = env.float("UPSTREAM_DEADLINE", 30.0, validate=Range(min=0.1))
-UPSTREAM_MAX_BODY_BYTES = env.int("UPSTREAM_MAX_BODY_BYTES", 32 * MiB, validate=Range(min=1024))
+UPSTREAM_MAX_BODY_BYTES = env.int("UPSTREAM_MAX_BODY_BYTES", 16 * MiB, validate=Range(min=1024))
 UPSTREAM_MAX_PAGES = env.int("UPSTREAM_MAX_PAGES", 5_000, validate=Range(min=1))
 # Per walk over a list, and per export (a 50,000-step run exports whole).
 UPSTREAM_MAX_ITEMS = env.int("UPSTREAM_MAX_ITEMS", 200_000, validate=Range(min=1))

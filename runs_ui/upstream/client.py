@@ -435,7 +435,7 @@ class AssistantsClient:
         if status >= 400:
             raise _error_for(response, body, info, self.auth)
         if raw:
-            return (body, response.headers.get("content-type", "application/octet-stream")), info
+            return (bytes(body), response.headers.get("content-type", "application/octet-stream")), info
         return _json_body(response, body, info), info
 
     async def _page(

@@ -95,7 +95,7 @@ class LimitExceeded(BadResponse):
         self.limit = limit
         #: The environment variable that sets it ("UPSTREAM_MAX_BODY_BYTES").
         self.setting = setting
-        #: Its value, for people ("32 MiB").
+        #: Its value, for people ("16 MiB").
         self.value = value
 
 

@@ -2,7 +2,7 @@
 
 httpx-sse does the framing (its `SSEDecoder`); lines are split here, from bytes, so that a line without
 an end, an event without an end, a stream without an end can each be stopped at its cap (limits.py)
-before it is all in memory. This module only knows the Assistants event names (docs: the wire notes).
+before it is all in memory. This module only knows the Assistants event names (CONTRACT §8).
 Unknown event names are kept with their raw JSON, as the spec asks clients to tolerate them.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from httpx_sse import ServerSentEvent
-from httpx_sse._decoders import SSEDecoder  # the framing itself; the line splitting is done here
+
+# Its framing, which httpx-sse (pinned) does not export by name; the lines are split here instead.
+from httpx_sse._decoders import SSEDecoder
 
 from . import text
 from .errors import BadResponse, UpstreamError

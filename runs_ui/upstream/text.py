@@ -91,7 +91,7 @@ def loads(data: bytes | str) -> Any:
     Lenient where servers are sloppy and nothing is lost: raw control characters inside strings are read.
     """
     if isinstance(data, bytes | bytearray):
-        data = bytes(data).decode(json.detect_encoding(data), "surrogatepass")
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
     value = json.loads(data, strict=False)
     return clean(value) if _MAYBE_UNSAFE.search(data) else value
 

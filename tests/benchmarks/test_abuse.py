@@ -101,6 +101,7 @@ ABUSES = {
     "trickle: one byte every 2 s": ("thread_trickle", {"trickle_seconds": 2.0}),
     "300 MB answer, chunked": ("thread_huge", {"huge_bytes": 300 * MiB}),
     "300 MB answer, Content-Length declared": ("thread_declared", {"huge_bytes": 300 * MiB}),
+    "16 MB answers, just under the cap (read and shown)": ("thread_huge", {"huge_bytes": 16 * MiB - 65536}),
     "JSON nested 9,000 deep (readable)": ("thread_deep", {"depth": 9_000}),
     "JSON nested 20,000 deep (not readable)": ("thread_deep", {"depth": 20_000}),
     "endless lists (fresh ids, has_more always)": ("thread_endless", {}),
