@@ -174,13 +174,14 @@ class _Json:
 
 
 class Export:
-    """One export: `await start()`, then `chunks()` is the file's text."""
+    """One export: `await start()`, then iterate it (async) for the file's text; `close()` stops it."""
 
     def __init__(self, client: AssistantsClient, header: dict, lists: dict[str, Ahead], write):
         self._client = client
         self._header = header
         self._lists = lists
-        self._write = write  # async (export, json) → None, writing the lists into the open object
+        # (export, json) → an async iterator of text pieces: writes the lists into the open object.
+        self._write = write
         self._count = 0
         self._loop = asyncio.get_running_loop()
 
