@@ -227,7 +227,13 @@ async def _export(dashboard: Dashboard, path: str) -> dict:
 async def test_export_of_a_50000_step_run(fd_limit):
     with running_sandbox(speed=1, latency_ms=0, env={"LOG_LEVEL": "WARNING"}) as sandbox:
         made = time.monotonic()
-        run = make_run(sandbox, make_assistant(sandbox, "long"), sandbox_steps=STEPS, sandbox_speed=1000)
+        run = make_run(
+            sandbox,
+            make_assistant(sandbox, "long"),
+            sandbox_steps=STEPS,
+            sandbox_speed=1000,
+            sandbox_expires_seconds=10**6,  # 50,000 steps take 1,000 s of the script's time
+        )
         # The sandbox makes the steps when the run is read: the first read takes minutes.
         while True:
             path = f"/threads/{run['thread_id']}/runs/{run['id']}"
