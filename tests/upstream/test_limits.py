@@ -261,7 +261,7 @@ async def test_an_upstream_holding_all_its_connections_does_not_starve_another(
     run = await fast.get_run("thread_ok", "run_1")
 
     assert run.id == "run_1"
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # without a pool of its own it would wait for the slow ones (3 s)
     assert client_module._pools[asyncio.get_running_loop()].keys() >= {"slow", "fast"}
     for task in held:
         task.cancel()
