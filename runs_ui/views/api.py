@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from .. import index
 from ..forms import MAX_PASTED_IDS, METADATA_MAX_KEY, METADATA_MAX_PAIRS, METADATA_MAX_VALUE
 from ..models import DEFAULT_CONNECTION, Connection, ThreadEntry
+from ..upstream import text
 from ..upstream.objects import is_id
 
 
@@ -54,7 +55,8 @@ async def register_threads(request):
         response["WWW-Authenticate"] = "Bearer"
         return response
     try:
-        body = json.loads(request.body or b"null")
+        # Safe text (no NUL, no lone surrogate) before any of it reaches the index (upstream/text.py).
+        body = text.loads(request.body or b"null")
     except (ValueError, RecursionError):  # RecursionError: very deep nesting
         return _error("The body must be JSON.", 400)
     if not isinstance(body, dict):
