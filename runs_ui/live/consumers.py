@@ -129,8 +129,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             except Exception as exc:
                 if not _layer_error(exc):
                     raise
-                await hub.bus_down(exc)
-                await asyncio.sleep(1.0)
+                # A read timing out under load is not an outage: the hub asks Redis before telling pages.
+                await hub.check_bus(exc)
+                await asyncio.sleep(0.2 if not hub.down else 1.0)
 
     async def dispatch(self, message):
         # A push touches no database, so it skips Channels' per-message close_old_connections: a hop
@@ -419,9 +420,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise
 
     async def rejoin(self) -> None:
-        """The store is back (perhaps empty): join the groups again, and catch up."""
+        """The store is back (perhaps empty): join the groups again, and send the whole state again (the
+        page was told updates were interrupted; the state says what is true now)."""
         await self._join_groups()
-        await self.resync()
+        async with self._delivering:
+            self.seen.clear()
+            await self._resync()
 
     async def interrupted(self) -> None:
         """Said on the page while the bus is away (no version: the resync replaces it)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import random
@@ -295,7 +294,7 @@ class _Watch:
         try:
             client = await aget_client(self.conn)
             # The loop is the retry: a poll fails fast and the watch backs off, holding its lease.
-            self.client = dataclasses.replace(client, retries=0)
+            self.client = client.without_retries()
             while self.interested():
                 try:
                     if await self.step(self.client):
@@ -619,7 +618,7 @@ class RunWatch(_Watch):
         """A stream of this run was opened here: it becomes the run's one publisher, taking the lease
         from whoever polls it (their next publish is refused)."""
         self.streaming = True  # at once: the poller must not start a poll while the lease changes hands
-        self.client = self.client or dataclasses.replace(client, retries=0)
+        self.client = self.client or client.without_retries()
         self._drop_lease()
         owner = f"{PROCESS_ID}/relay-{next(_ids)}"
         ttl = self.lease_ttl()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import email.utils
 import logging
 import math
@@ -326,6 +327,12 @@ class AssistantsClient:
 
     def __post_init__(self, api_key: str) -> None:
         self.auth = KeyAuth(self.profile, api_key)
+
+    def without_retries(self) -> AssistantsClient:
+        """This client, asking once: for callers that retry on their own terms (the live watcher's loop)."""
+        other = copy.copy(self)
+        other.retries = 0
+        return other
 
     @property
     def host(self) -> str:

@@ -103,13 +103,24 @@ async def wait_status(sandbox, run, *statuses: str, within: float = 20) -> dict:
 
 
 def layer_settings(redis_url: str) -> dict:
+    """The channel layer as the settings configure it in production, under this session's prefix."""
     if not redis_url:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    from django.conf import settings
+
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "runs_ui.live.layer.BlockingPoolRedisChannelLayer",
             "CONFIG": {
-                "hosts": [redis_url],
+                "hosts": [
+                    {
+                        "address": redis_url,
+                        "max_connections": 1000,
+                        "timeout": settings.REDIS_POOL_TIMEOUT,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
+                    }
+                ],
                 "prefix": f"{SESSION_PREFIX}:asgi",
                 "capacity": 500,
                 "expiry": 30,
