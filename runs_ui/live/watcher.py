@@ -428,12 +428,14 @@ class RunWatch(_Watch):
         if not await self.hold():
             await self.sleep(self.lease_retry())
             return False
+        started = self.clock.monotonic()
         finished = await self.poll(client)
         await self.recovered()
         if finished:
             await self.finish()
             return True
-        await self.sleep(self.interval())
+        # Polls start every interval (the time a poll took is not added to the wait between them).
+        await self.sleep(self.interval() - (self.clock.monotonic() - started))
         return False
 
     async def poll(self, client) -> bool:
@@ -714,9 +716,10 @@ class ThreadWatch(_Watch):
             if saved:
                 self.known = set(saved.get("known") or [])
                 self.primed = True
+        started = self.clock.monotonic()
         await self.poll(client)
         await self.recovered()
-        await self.sleep(self.interval())
+        await self.sleep(self.interval() - (self.clock.monotonic() - started))
         return False
 
     async def poll(self, client) -> None:
