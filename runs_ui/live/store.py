@@ -204,17 +204,24 @@ class MemoryStore:
     async def boot_marker(self) -> str:
         return self._boot
 
-    async def take_slot(self, bucket: str, interval: float, allowance: float) -> float:
-        """GCRA: 0 when a request may go now (and it is counted), else the seconds to wait."""
+    async def take_slots(
+        self, bucket: str, interval: float, allowance: float, slack: float, count: int = 1
+    ) -> tuple[int, float]:
+        """GCRA: up to `count` requests that may go now (counted), and if none may, the seconds to wait.
+
+        A request may go when the bucket's next slot is at most `allowance` ahead of now; slots up to
+        `slack` in the past are still used (a waiter that woke a little late loses nothing)."""
         now = self.clock.monotonic()
         paused = self._pauses.get(bucket, 0.0)
         if paused > now:
-            return paused - now
-        tat = max(self._slots.get(bucket, 0.0), now)
-        if tat - now <= allowance:
-            self._slots[bucket] = tat + interval
-            return 0.0
-        return tat - now - allowance
+            return 0, paused - now
+        tat = max(self._slots.get(bucket, 0.0), now - slack)
+        granted = 0
+        while granted < count and tat - now <= allowance:
+            tat += interval
+            granted += 1
+        self._slots[bucket] = tat
+        return granted, 0.0 if granted else tat - now - allowance
 
     async def pause_bucket(self, bucket: str, seconds: float) -> None:
         until = self.clock.monotonic() + seconds
@@ -287,17 +294,21 @@ redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
 return 1
 """
 # GCRA (generic cell rate algorithm) on Redis's clock, in ms: KEYS tat, pause; ARGV interval, allowance.
-_TAKE_SLOT = """
+_TAKE_SLOTS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return tostring(paused - now) end
-local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-if tat - now <= tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[1], tostring(tat + tonumber(ARGV[1])), 'PX', 60000)
-  return '0'
+if paused > now then return {0, tostring(paused - now)} end
+local interval, allowance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now - tonumber(ARGV[3]))
+local granted = 0
+while granted < tonumber(ARGV[4]) and tat - now <= allowance do
+  tat = tat + interval
+  granted = granted + 1
 end
-return tostring(tat - now - tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], tostring(tat), 'PX', 60000)
+if granted > 0 then return {granted, '0'} end
+return {0, tostring(tat - now - allowance)}
 """
 _PAUSE = """
 local t = redis.call('TIME')
@@ -480,10 +491,13 @@ class RedisStore:
         return value.decode() if value else ""
 
     @_unavailable
-    async def take_slot(self, bucket: str, interval: float, allowance: float) -> float:
+    async def take_slots(
+        self, bucket: str, interval: float, allowance: float, slack: float, count: int = 1
+    ) -> tuple[int, float]:
         keys = [self._k(f"slot:{bucket}"), self._k(f"pause:{bucket}")]
-        wait_ms = await self._script(_TAKE_SLOT)(keys=keys, args=[interval * 1000, allowance * 1000])
-        return float(wait_ms) / 1000
+        args = [interval * 1000, allowance * 1000, slack * 1000, count]
+        granted, wait_ms = await self._script(_TAKE_SLOTS)(keys=keys, args=args)
+        return int(granted), float(wait_ms) / 1000
 
     @_unavailable
     async def pause_bucket(self, bucket: str, seconds: float) -> None:
