@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, index, live
+from .. import audit, index, live, reconcile
 from ..assistants import assistant_names
 from ..connections import info_for
 from ..links import url_for
@@ -110,7 +110,7 @@ async def _timeline(request, client, thread_id, order):
     conn = _conn(client)
     if runs:
         await index.record_runs(conn, thread_id, runs.data)
-        await audit.reconcile_starts(conn, thread_id, runs.data)
+        await reconcile.settle_starts(conn, thread_id, runs.data)
     if messages:
         await index.record_ids(conn, thread_id, messages.data)
     next_url = ""
@@ -231,8 +231,8 @@ async def run_context(request, client, run, names: dict, steps: list = ()) -> di
         steps,
     )
     context["connection"] = info_for(client)
-    await audit.settle_interrupted(conn, run)
-    await audit.reconcile_starts(conn, run.thread_id, [run])
+    await reconcile.settle_run(conn, run)
+    await reconcile.settle_starts(conn, run.thread_id, [run])
     context["audit_records"] = await audit.recent_for_run(conn, run.id)
     return context
 

@@ -23,6 +23,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from runs_ui.forms import (
+    FORM_TOKEN,
     INSTRUCTIONS_MAX_CHARS,
     MESSAGE_MAX_CHARS,
     METADATA_MAX_KEY,
@@ -35,6 +36,7 @@ from runs_ui.forms import (
     StartRunForm,
     ToolOutputsForm,
 )
+from runs_ui.reconcile import MARK
 from runs_ui.upstream.objects import Assistant, Run, is_id
 from tests.actions.conftest import (
     delete_records,
@@ -207,6 +209,9 @@ def expected_metadata(data: QueryDict, rows: int):
 
 
 def expected_start(data: QueryDict, *, message_required: bool):
+    ok_f, form_token = clean_char(data.get("form_token"), 64, required=True)
+    if not (ok_f and FORM_TOKEN.fullmatch(form_token)):
+        return None
     ok_a, assistant = clean_char(data.get("assistant_id"), 140, required=True)
     ok_m, model = clean_char(data.get("model"), 256, required=False)
     ok_i, instructions = clean_char(data.get("instructions"), INSTRUCTIONS_MAX_CHARS, required=False)
@@ -214,7 +219,7 @@ def expected_start(data: QueryDict, *, message_required: bool):
     if not (ok_a and ok_m and ok_i and ok_t and is_id("assistant", assistant)):
         return None
     options = {k: v for k, v in (("model", model), ("instructions", instructions)) if v}
-    return {"assistant_id": assistant, **options}, message
+    return {"assistant_id": assistant, **options, "metadata": {MARK: form_token}}, message
 
 
 # --- the upstream, recorded from the sandbox and replayed by respx ---------------------------------------
@@ -361,13 +366,26 @@ async def test_any_metadata_form_is_answered_by_the_rules_never_a_500(
         assert sent == {"metadata": expected}
 
 
+#: A token as a start form's page draws it (any well-formed one will do once; records are cleared between
+#: examples).
+DRAWN_TOKEN = "Zm9ybS10b2tlbi1mb3ItZnV6eg"
+
+
 def start_pairs(data, assistant_id: str):
-    known = ["assistant_id", "model", "instructions", "message"]
+    known = ["form_token", "assistant_id", "model", "instructions", "message"]
+    token = data.draw(
+        st.one_of(
+            st.just([("form_token", DRAWN_TOKEN)]),
+            st.just([("form_token", f" {DRAWN_TOKEN}\n")]),
+            st.just([]),
+            st.tuples(st.just("form_token"), VALUES).map(lambda p: [p]),
+        )
+    )
     chosen = data.draw(st.one_of(st.just([]), st.just([("assistant_id", assistant_id)])))
     said = data.draw(
         st.one_of(st.just([]), st.tuples(st.just("message"), st.text(max_size=30)).map(lambda p: [p]))
     )
-    return chosen + said + data.draw(pairs_for(known))
+    return token + chosen + said + data.draw(pairs_for(known))
 
 
 @hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES)
@@ -412,13 +430,16 @@ async def test_any_new_thread_form_is_answered_by_the_rules_never_a_500(
         body, message = expected
         assert sent == {
             **body,
-            "thread": {"messages": [{"role": "user", "content": message}]},
+            "thread": {"messages": [{"role": "user", "content": message}], "metadata": body["metadata"]},
             "stream": True,
         }
 
 
 @hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES // 3)
-@given(pairs=pairs_for(["assistant_id", "model", "instructions", "message"]), new_thread=st.booleans())
+@given(
+    pairs=pairs_for(["form_token", "assistant_id", "model", "instructions", "message"]),
+    new_thread=st.booleans(),
+)
 async def test_any_prefill_query_on_the_start_pages_renders(
     operator_client, fake_upstream, pairs, new_thread
 ):
@@ -496,4 +517,7 @@ def test_the_start_run_forms_follow_the_rules_for_any_data(waiting_objects, data
         assert settled(form) == (expected is not None)
         event(f"{form_class.__name__} {'valid' if expected is not None else 'invalid'}")
         if expected is not None:
-            assert {"assistant_id": form.cleaned_data["assistant_id"], **form.options()} == expected[0]
+            token = {"metadata": {MARK: form.cleaned_data["form_token"]}}
+            assert {"assistant_id": form.cleaned_data["assistant_id"], **form.options(), **token} == expected[
+                0
+            ]
