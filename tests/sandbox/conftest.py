@@ -1,6 +1,6 @@
 """Fixtures for the sandbox contract tests: the official spec as JSON Schema, and run helpers.
 
-Spec tolerances (each a known difference between the spec and the live service, CONTRACT.md):
+Spec tolerances (each a known difference between the spec and the live service, docs/WIRE.md):
 - `first_id`/`last_id` may be null: the live service sends null on an empty list (§6).
 - RunObject `instructions` may be null: every spec example sends null (§2).
 - The `azure` script's extra types (a `bing_grounding` tool call, an `activities` step, a `url_citation`
