@@ -82,6 +82,7 @@ async def thread_detail(request, client, thread_id):
     context = {
         "conn": _conn(client),
         "connection": info_for(client),
+        "thread_id": thread_id,
         "thread": thread,
         "order": order,
         "watched": await entry.watchers.filter(pk=user.pk).aexists(),
@@ -191,6 +192,7 @@ async def run_detail(request, client, thread_id, run_id):
         client.list_steps(thread_id, run_id, limit=STEPS_PAGE, order="asc"),
     )
     context = await run_context(request, client, run, names, first_steps.data)
+    context["thread_id"], context["run_id"] = thread_id, run_id  # the URL's, whatever the answer says
     context["steps_after"] = after = _cursor(request, "after", "step")
     context["steps_url"] = "?" + urlencode({"part": "steps", **({"after": after} if after else {})})
     context["live_url"] = f"/ws/runs/{_conn(client)}/{thread_id}/{run_id}/"
@@ -260,6 +262,7 @@ async def _steps(request, client, thread_id, run_id):
     context = {
         "conn": conn,
         "thread_id": thread_id,
+        "run_id": run_id,
         "run": run,
         "steps": [{"step": s, "message": message_of(s, messages)} for s in steps.data],
         "bars": waterfall(run, steps.data, now),
@@ -325,11 +328,17 @@ async def step_detail(request, client, thread_id, run_id, step_id):
         "conn": conn,
         "connection": info_for(client),
         "thread_id": thread_id,
+        "run_id": run_id,
+        "step_id": step_id,
         "run": run,
         "item": {"step": step, "message": message},
         "include_content": include,
         "in_run_url": url_for("run", conn, thread_id=thread_id, run_id=run_id)
-        + (f"?after={previous.data[0].id}" if previous and previous.data and previous.data[0].id else "")
+        + (
+            f"?after={previous.data[0].id}"
+            if previous and previous.data and is_id("step", previous.data[0].id)
+            else ""
+        )
         + f"#{step_id}",
     }
     return render_page(request, "runs_ui/step_detail.html", context, partial=partial)
