@@ -236,6 +236,28 @@ async def test_a_new_thread_whose_stream_broke_after_thread_created_is_found_whe
     assert started["metadata"] == {MARK: token}
 
 
+@pytest.mark.parametrize("action", ["create_run", "create_thread_and_run"])
+async def test_a_stream_that_ends_before_it_reports_the_run_is_unknown_not_failed(
+    action, operator_client, run_for, spy
+):
+    run, _ = run_for(action)
+    path_end, path, _, form = await form_for(operator_client, action, run, [])
+    ended = b"event: done\ndata: [DONE]\n\n"
+    fault(
+        spy,
+        "POST",
+        path_end,
+        return_value=httpx.Response(200, content=ended, headers={"content-type": "text/event-stream"}),
+    )
+
+    response = await post_form(operator_client, path, form)
+
+    assert response.status_code == 400
+    assert UNKNOWN in text(response) and "ended before it reported the run" in text(response)
+    [record] = await records()
+    assert (record.outcome, record.upstream_status) == ("unknown", None)
+
+
 class _Stream(httpx.AsyncByteStream):
     def __init__(self, body):
         self.body = body
