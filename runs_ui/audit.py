@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, close_old_connections
 from django.utils import timezone
 
 from .models import AuditRecord
@@ -142,6 +143,9 @@ def _finished(task: asyncio.Task) -> None:
 
 
 async def _perform(action: Action, call) -> AuditRecord:
+    # Outside any request, nothing else retires a database connection that went stale (a restarted
+    # server, CONN_MAX_AGE): this task's thread does it before it writes.
+    await sync_to_async(close_old_connections)()
     record = await _begin(action)
     try:
         done = await call(record)
