@@ -50,6 +50,9 @@ from tests.actions.conftest import (
 from tests.fixtures import csrf_token
 
 FAKE_BASE = "https://upstream.invalid/v1"
+# Thousands of examples per test: bounded by their counts, not by the suite's 120 s per test, which a busy
+# machine can stretch them past.
+pytestmark = pytest.mark.timeout(600)
 
 #: Deterministic in CI: a fixed derivation of examples, no example database, no deadline.
 FUZZ = hypothesis_settings(
