@@ -6,7 +6,9 @@ A malformed value stops the process with a message naming the variable (environs
 
 from pathlib import Path
 
+from django.utils.csp import CSP
 from environs import Env
+from marshmallow import ValidationError
 from marshmallow.validate import OneOf, Range
 
 from runs_ui.upstream.profiles import PROFILES as UPSTREAM_PROFILES
@@ -32,14 +34,34 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, validate=Range(min=0))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", HTTPS)
+# Preloading is a promise that is slow to take back (every subdomain, HTTPS only, in browsers' own lists):
+# only when asked, so `check --deploy` is not told to want it either.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 if env.bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Debug pages and error reports mask credentials, also those inside URLs (REDIS_URL, DATABASE_URL).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "dashboard.error_reports.CredentialsFilter"
+# Behind a proxy that appends the client's address to X-Forwarded-For (login throttling counts by it).
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", False)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Scripts, styles, fetches and the live socket from this origin only; no inline script or style anywhere
+# (htmx's inline indicator styles are switched off in base.html). File content sets a stricter one.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+# Failed log-ins allowed per username and per client address in a minute; then a wait.
+LOGIN_ATTEMPTS_PER_MINUTE = env.int("LOGIN_ATTEMPTS_PER_MINUTE", 5, validate=Range(min=1, max=1000))
 
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves HTTP and WebSockets under ASGI
@@ -56,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "dashboard.static_files.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,6 +159,17 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds login attempt counts: shared by every process through Redis, else per process.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -215,6 +249,9 @@ UPSTREAM_STREAM_MAX_LINE_BYTES = env.int("UPSTREAM_STREAM_MAX_LINE_BYTES", 4 * M
 CONNECTIONS_ENCRYPTION_KEY = env.str("CONNECTIONS_ENCRYPTION_KEY", "")
 
 # --- The built-in sandbox API --------------------------------------------------------------------
+# Served at /sandbox/v1/ only when it is the upstream (no base URL), unless this says otherwise: with a
+# real upstream it would be a database-writing endpoint guarded by a derived key alone.
+SANDBOX_MOUNT = env.bool("SANDBOX_MOUNT", not ASSISTANTS_API_BASE_URL)
 PORT = env.int("PORT", 8000, validate=Range(min=1, max=65535))
 SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", f"http://127.0.0.1:{PORT}/sandbox/v1")
 # The key the sandbox accepts (and the default connection sends); unique per installation.
@@ -229,8 +266,21 @@ SANDBOX_REQUEST_LOG = env.str("SANDBOX_REQUEST_LOG", "")
 # --- Dashboard behaviour -------------------------------------------------------------------------
 READ_ONLY = env.bool("READ_ONLY", False)
 AUDIT_HASH_TOOL_OUTPUTS = env.bool("AUDIT_HASH_TOOL_OUTPUTS", False)
-# Bearer token agent applications use to register threads; empty = the endpoint is off.
-INDEX_API_TOKEN = env.str("INDEX_API_TOKEN", "")
+
+
+def _long_enough_token(value: str) -> None:
+    if value and len(value) < INDEX_API_TOKEN_MIN_LENGTH:
+        raise ValidationError(
+            f"INDEX_API_TOKEN is {len(value)} characters; a token must have at least "
+            f"{INDEX_API_TOKEN_MIN_LENGTH} (e.g. from python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'), or be empty to switch the endpoint off."
+        )
+
+
+# Bearer token agent applications use to register threads; empty = the endpoint is off. A short one
+# could be guessed: refused at start-up.
+INDEX_API_TOKEN_MIN_LENGTH = 32
+INDEX_API_TOKEN = env.str("INDEX_API_TOKEN", "", validate=_long_enough_token)
 # How often a watched run is polled, by who looks at it: on a run page (0.6 s leaves its budget of
 # 2 GET/s room for steps and messages), on a thread page, only on the home list or inbox (4 s keeps a
 # row's p95 under 5 s).

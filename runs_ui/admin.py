@@ -95,7 +95,8 @@ class AuditRecordAdmin(admin.ModelAdmin):
         "latency_ms",
     ]
     list_filter = ["outcome", "action", "username", "connection"]
-    search_fields = ["run_id", "thread_id", "reason", "username", "request_id"]
+    # The form token is the mark a start put in its run's metadata (dashboard_form): searchable by it.
+    search_fields = ["run_id", "thread_id", "reason", "username", "request_id", "form_token"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request):

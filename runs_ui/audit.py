@@ -1,31 +1,103 @@
-"""The audit trail: a record written before an action's upstream call and completed after it.
+"""The audit trail: every action is done through `perform`, which writes its record before the upstream
+call and completes it after, with an outcome that says no more than what is known.
 
-If the process dies in between, the record stays "outcome unknown" (pending); `reconcile` later infers
-the outcome from the run's state. While a record is pending, the database refuses a second one of the
-same action on the same run (see the model's constraint), so a double submit never reaches the upstream.
+- "failed": the upstream cannot have acted (the connection never opened, or it refused: a 3xx or 4xx).
+- "unknown": the request may have reached it and no usable answer came back (a timeout, a connection
+  broken after sending, a 5xx from it or a gateway, an unreadable 2xx, a stream that ended early).
+- "pending": the call is in flight, or the process died during it.
+The last two are settled later from the upstream's state (reconcile.py). While one is open, the database
+refuses a second record of the same action on the same run, so a double submit or a blind retry never
+reaches the upstream; a form that starts a run or a thread carries a one-time token the database also
+holds unique, so submitting it twice starts one thing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import time
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, close_old_connections
 from django.utils import timezone
 
 from .models import AuditRecord
-from .upstream.errors import UpstreamError, UpstreamTimeout
+from .tasks import background
+from .upstream.errors import BadResponse, ConnectFailed, Misconfigured, UpstreamError
 from .upstream.objects import RUN_TERMINAL, Run
 
-#: A pending record older than this is treated as interrupted and reconciled from the run.
-STALE_PENDING = timedelta(seconds=60)
+log = logging.getLogger(__name__)
+
+START_ACTIONS = ("create_run", "create_thread_and_run")
+#: How often a second submission of a form looks whether the first has settled.
+SETTLED_POLL_SECONDS = 0.1
+_tasks: set[asyncio.Task] = set()
 
 
 class ActionInFlight(Exception):
-    """Another request is doing the same action on the same run right now."""
+    """The same action on the same run is in flight, or its outcome is not known yet."""
+
+
+class FormAlreadySubmitted(Exception):
+    """This form (its one-time token) was submitted before: `record` is what that submission did."""
+
+    def __init__(self, record: AuditRecord):
+        super().__init__(record.form_token)
+        self.record = record
+
+
+class ActionFailed(Exception):
+    """The upstream call went wrong; the record says whether it may have landed anyway."""
+
+    def __init__(self, record: AuditRecord, error: UpstreamError):
+        super().__init__(str(error))
+        self.record = record
+        self.error = error
+
+    @property
+    def may_have_landed(self) -> bool:
+        return self.record.outcome == AuditRecord.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Action:
+    """What an operator asked for, as it is recorded."""
+
+    user: Any
+    action: str
+    connection: str
+    thread_id: str = ""
+    run_id: str = ""
+    reason: str = ""
+    payload: dict = field(default_factory=dict)
+    form_token: str = ""
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a call that went through reports: the run as the upstream answered it, and its request id."""
+
+    run: Run | None = None
+    request_id: str | None = None
+    message: str = ""
+
+
+def outcome_after(exc: UpstreamError) -> str:
+    """FAILED when the upstream cannot have acted, UNKNOWN when the request may have reached it."""
+    if isinstance(exc, (ConnectFailed, Misconfigured)):
+        return AuditRecord.FAILED  # it never left
+    if exc.status is not None and 300 <= exc.status < 500:
+        return AuditRecord.FAILED  # it was answered, and refused (or redirected) without acting
+    if isinstance(exc, BadResponse) or exc.status is None or exc.status >= 500:
+        # An unreadable success, a broken connection, a timeout, a 5xx from the upstream or a gateway.
+        return AuditRecord.UNKNOWN
+    return AuditRecord.FAILED
 
 
 def payload_for(action: str, payload: dict) -> tuple[dict, str, int]:
@@ -47,159 +119,141 @@ def payload_for(action: str, payload: dict) -> tuple[dict, str, int]:
     return payload, digest, size
 
 
-async def begin(
-    user,
-    action: str,
-    connection: str,
-    *,
-    thread_id: str = "",
-    run_id: str = "",
-    reason: str = "",
-    payload: dict | None = None,
-) -> AuditRecord:
-    """Write the record before the upstream call. Raises ActionInFlight if the same action is pending.
+async def perform(action: Action, call: Callable[[AuditRecord], Awaitable[Done]]) -> AuditRecord:
+    """Write the record, make the call, complete the record; returns the completed record.
 
-    The record's latency, written by `succeed` or `fail`, counts from the end of this call.
+    Raises ActionInFlight or FormAlreadySubmitted before any call is made, ActionFailed after a call
+    that went wrong. It all runs in a task of its own: a request cancelled meanwhile (the browser went
+    away, or a double click replaced it) still records what its call did, for the second to find.
     """
-    stored, digest, size = payload_for(action, payload or {})
+    task = background(_perform(action, call), f"audited {action.action}")
+    _tasks.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Task) -> None:
+    _tasks.discard(task)
+    if task.cancelled():
+        return
+    # Retrieved here, so an outcome nobody waited for (a cancelled request) is not reported as lost.
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, (ActionFailed, ActionInFlight, FormAlreadySubmitted)):
+        log.error("an audited action failed: %s", type(exc).__name__, exc_info=exc)
+
+
+async def _perform(action: Action, call) -> AuditRecord:
+    # Outside any request, nothing else retires a database connection that went stale (a restarted
+    # server, CONN_MAX_AGE): this task's thread does it before it writes.
+    await sync_to_async(close_old_connections)()
+    record = await _begin(action)
+    try:
+        done = await call(record)
+    except UpstreamError as exc:
+        await _fail(record, exc)
+        raise ActionFailed(record, exc) from exc
+    await _succeed(record, done)
+    return record
+
+
+async def _begin(action: Action) -> AuditRecord:
+    if action.form_token and (earlier := await _submitted(action.form_token)):
+        raise FormAlreadySubmitted(earlier)
+    stored, digest, size = payload_for(action.action, action.payload)
     try:
         record = await AuditRecord.objects.acreate(
-            user=user,
-            username=user.get_username(),
-            action=action,
-            connection=connection,
-            thread_id=thread_id,
-            run_id=run_id,
-            reason=reason,
+            user=action.user,
+            username=action.user.get_username(),
+            action=action.action,
+            connection=action.connection,
+            thread_id=action.thread_id,
+            run_id=action.run_id,
+            reason=action.reason,
             payload=stored,
             payload_sha256=digest,
             payload_size=size,
+            form_token=action.form_token,
         )
     except IntegrityError:
-        raise ActionInFlight(action) from None
+        if action.form_token and (earlier := await _submitted(action.form_token)):
+            raise FormAlreadySubmitted(earlier) from None
+        raise ActionInFlight(action.action) from None
     record.started = time.monotonic()  # not a field: lives as long as the call it times
     return record
 
 
-async def succeed(
-    record: AuditRecord,
-    *,
-    run: Run | None = None,
-    status: int = 200,
-    request_id: str | None = None,
-    message: str = "",
-) -> None:
+async def _submitted(form_token: str) -> AuditRecord | None:
+    return await AuditRecord.objects.filter(form_token=form_token).afirst()
+
+
+async def _succeed(record: AuditRecord, done: Done) -> None:
+    run = done.run
     record.outcome = AuditRecord.SUCCEEDED
-    record.upstream_status = status
-    record.request_id = (request_id or (run.info.request_id if run and run.info else "") or "")[:200]
-    record.upstream_message = message
+    record.upstream_status = 200
+    record.request_id = (done.request_id or (run.info.request_id if run and run.info else "") or "")[:200]
+    record.upstream_message = done.message
     if run is not None:
-        record.upstream_message = message or f"the run is {run.status.replace('_', ' ')}"
+        record.upstream_message = done.message or f"the run is {run.status.replace('_', ' ')}"
         record.run_id = record.run_id or run.id
         record.thread_id = record.thread_id or run.thread_id
     await _complete(record)
 
 
-async def fail(record: AuditRecord, exc: UpstreamError) -> None:
+async def _fail(record: AuditRecord, exc: UpstreamError) -> None:
+    record.outcome = outcome_after(exc)
     record.upstream_status = exc.status
     record.upstream_message = f"{exc.kind}: {exc.message}"[:4000]
     record.request_id = (exc.request_id or "")[:200]
-    if isinstance(exc, UpstreamTimeout):
-        # The call went out and no answer came back: it may have landed. Like a crash, it stays
-        # "outcome unknown" until the run's state settles it (reconcile), and blocks a blind retry.
-        record.latency_ms = _latency_ms(record)
-        await record.asave()
-        return
-    record.outcome = AuditRecord.FAILED
+    if record.outcome == AuditRecord.UNKNOWN:
+        record.note = (
+            "The request may have reached the upstream, and no usable answer came back: the outcome "
+            "stays unknown until the upstream's state settles it."
+        )
     await _complete(record)
 
 
-def _latency_ms(record: AuditRecord) -> int:
-    return int((time.monotonic() - record.started) * 1000)
-
-
 async def _complete(record: AuditRecord) -> None:
-    record.latency_ms = _latency_ms(record)
+    record.latency_ms = int((time.monotonic() - record.started) * 1000)
     record.completed_at = timezone.now()
     await record.asave()
 
 
-def _inferred(record: AuditRecord, run: Run) -> tuple[bool, str]:
-    """Did an interrupted action land? What the run's state says about it."""
-    if record.action == "cancel_run":
-        landed = run.status in ("cancelling", "cancelled")
-        return landed, f"the run is {run.status}"
-    if record.action == "submit_tool_outputs":
-        pending = {c.id for c in run.pending_calls}
-        submitted = {o.get("tool_call_id") for o in record.payload.get("tool_outputs", [])}
-        landed = not (pending & submitted)
-        return landed, "those calls are no longer pending" if landed else "those calls are still pending"
-    if record.action == "modify_metadata":
-        landed = run.metadata == record.payload.get("metadata")
-        return landed, "the run's metadata matches" if landed else "the run's metadata differs"
-    # A run that exists was created by it.
-    return True, f"the run exists ({run.status})"
+async def note_thread(record: AuditRecord, thread_id: str) -> None:
+    """A start's stream named the thread it created: kept at once, so an interrupted start can be found."""
+    record.thread_id = thread_id
+    await AuditRecord.objects.filter(pk=record.pk, thread_id="").aupdate(thread_id=thread_id)
 
 
-async def reconcile(records: list[AuditRecord], run: Run) -> None:
-    """Settle interrupted records of this run from its current state."""
-    for record in records:
-        landed, evidence = _inferred(record, run)
-        record.outcome = AuditRecord.SUCCEEDED if landed else AuditRecord.FAILED
-        record.reconciled_at = timezone.now()
-        record.note = f"Interrupted before its outcome was recorded; reconciled from the run: {evidence}."
-        await record.asave()
+async def settled(record: AuditRecord, within: float) -> AuditRecord:
+    """The record once its call has ended (its outcome is no longer "pending"), or as it is `within`
+    seconds from now."""
+    deadline = time.monotonic() + within
+    while record.outcome == AuditRecord.PENDING and time.monotonic() < deadline:
+        await asyncio.sleep(SETTLED_POLL_SECONDS)
+        await record.arefresh_from_db()
+    return record
 
 
-START_ACTIONS = ("create_run", "create_thread_and_run")
-#: Upstream and dashboard clocks differ, and upstream timestamps are whole seconds.
-CLOCK_SLACK = timedelta(seconds=5)
+# --- what the pages ask --------------------------------------------------------------------------
 
 
-async def reconcile_starts(connection: str, thread_id: str, runs: list[Run]) -> None:
-    """Settle interrupted "start a run" records of this thread: the run they started is one of `runs`
-    (same assistant, created after the record), or it is not known yet and the record stays as it is."""
-    records = [
-        r
-        async for r in AuditRecord.objects.filter(
-            connection=connection,
-            thread_id=thread_id,
-            run_id="",
-            action__in=START_ACTIONS,
-            outcome=AuditRecord.PENDING,
-            created_at__lt=timezone.now() - STALE_PENDING,
-        )
-    ]
-    for record in records:
-        since = (record.created_at - CLOCK_SLACK).timestamp()
-        started = [
-            r
-            for r in runs
-            if r.assistant_id == record.payload.get("assistant_id") and (r.created_at or 0) >= since and r.id
-        ]
-        if started:
-            run = min(started, key=lambda r: r.created_at or 0)
-            record.run_id = run.id
-            await reconcile([record], run)
-
-
-async def settle_interrupted(connection: str, run: Run) -> None:
-    """Settle this run's actions interrupted before their outcome was written, from what the run says now."""
-    await reconcile(await stale_pending(connection, run.id), run)
-
-
-async def stale_pending(connection: str, run_id: str) -> list[AuditRecord]:
-    cutoff = timezone.now() - STALE_PENDING
-    return [
-        r
-        async for r in AuditRecord.objects.filter(
-            connection=connection, run_id=run_id, outcome=AuditRecord.PENDING, created_at__lt=cutoff
-        )
-    ]
+async def open_record(connection: str, run_id: str, action: str) -> AuditRecord | None:
+    """The record of this action on this run whose outcome is not known yet (it blocks another)."""
+    return await AuditRecord.objects.filter(
+        connection=connection, run_id=run_id, action=action, outcome__in=AuditRecord.OPEN
+    ).afirst()
 
 
 async def recent_for_run(connection: str, run_id: str, limit: int = 20) -> list[AuditRecord]:
     return [r async for r in AuditRecord.objects.filter(connection=connection, run_id=run_id)[:limit]]
+
+
+async def open_starts(connection: str, action: str, user, limit: int = 5) -> list[AuditRecord]:
+    """This user's latest starts on this connection whose outcome is not known yet."""
+    records = AuditRecord.objects.filter(
+        connection=connection, action=action, user=user, outcome__in=AuditRecord.OPEN
+    )
+    return [r async for r in records[:limit]]
 
 
 async def last_submission(connection: str, run_id: str) -> AuditRecord | None:

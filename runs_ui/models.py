@@ -120,11 +120,19 @@ class KnownId(models.Model):
 
 
 class AuditRecord(models.Model):
-    """One operator action: written before the upstream call, completed after it."""
+    """One operator action: written before the upstream call, completed after it.
 
-    PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+    "pending": the call is in flight, or the process died during it. "unknown": the call ended without
+    saying whether the upstream acted (a timeout, a broken connection, a gateway's 5xx, an unreadable
+    answer). Both are settled later from the upstream's state (see reconcile.py).
+    """
+
+    PENDING, UNKNOWN, SUCCEEDED, FAILED = "pending", "unknown", "succeeded", "failed"
+    #: Outcomes not known yet: the action may have landed.
+    OPEN = (PENDING, UNKNOWN)
     OUTCOMES = [
-        (PENDING, "outcome unknown (call in flight, or interrupted)"),
+        (PENDING, "in flight (or interrupted)"),
+        (UNKNOWN, "outcome unknown (may have landed)"),
         (SUCCEEDED, "succeeded"),
         (FAILED, "failed"),
     ]
@@ -156,16 +164,24 @@ class AuditRecord(models.Model):
     #: Set when an interrupted record's outcome was inferred later from the run's state.
     reconciled_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
+    #: The one-time token of the form that started a run or a thread (empty for other actions): a form
+    #: submitted twice finds the first record instead of starting a second run.
+    form_token = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            # One action of a kind in flight per run: a double submit is refused by the database itself.
+            # One action of a kind in flight (or of unknown outcome) per run: a double submit, or a blind
+            # retry of a call that may have landed, is refused by the database itself.
             models.UniqueConstraint(
                 fields=["connection", "run_id", "action"],
-                condition=models.Q(outcome="pending") & ~models.Q(run_id=""),
-                name="one_pending_action_per_run",
-            )
+                condition=models.Q(outcome__in=["pending", "unknown"]) & ~models.Q(run_id=""),
+                name="one_open_action_per_run",
+            ),
+            # One record per form: the second POST of a "Create and run" form cannot start anything.
+            models.UniqueConstraint(
+                fields=["form_token"], condition=~models.Q(form_token=""), name="one_record_per_form"
+            ),
         ]
 
     def __str__(self):

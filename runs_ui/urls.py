@@ -4,7 +4,7 @@ connections other than the default)."""
 from django.urls import include, path
 
 from .live import polling
-from .views import actions, api, downloads, health, home, pages
+from .views import actions, api, downloads, files, health, home, pages
 
 app_name = "runs_ui"
 
@@ -17,7 +17,7 @@ upstream_patterns = [
     path("threads/<str:thread_id>/runs/<str:run_id>/", pages.run_detail, name="run"),
     path("threads/<str:thread_id>/runs/<str:run_id>/export.json", downloads.export_run, name="run-export"),
     path("threads/<str:thread_id>/runs/<str:run_id>/steps/<str:step_id>/", pages.step_detail, name="step"),
-    path("files/<str:file_id>/content", downloads.file_content, name="file-content"),
+    path("files/<str:file_id>/content", files.file_content, name="file-content"),
     # Actions (operators only): each a form page, GET to show it, POST to act.
     path("threads/<str:thread_id>/runs/<str:run_id>/cancel/", actions.cancel_run, name="run-cancel"),
     path("threads/<str:thread_id>/runs/<str:run_id>/submit/", actions.submit_tool_outputs, name="run-submit"),

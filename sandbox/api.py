@@ -1,9 +1,10 @@
 """The wire: async views for the Assistants v2 endpoints, with the real service's auth, headers and errors.
 
-Each URL gets one view from `endpoint()`, which sleeps SANDBOX_LATENCY_MS, checks the key (Bearer, or
-Azure's `api-key` with `?api-version=`) and, for the Assistants endpoints, the `OpenAI-Beta: assistants=v2`
-header, dispatches on the method, and turns errors into `{"error": {...}}` envelopes. Database work runs
-in sync_to_async. The Responses and Conversations views (responses_api.py) use the same helpers.
+Each URL gets one view from `endpoint()`, which checks the key (Bearer, or Azure's `api-key` with
+`?api-version=`), then logs the request (SANDBOX_REQUEST_LOG) and sleeps SANDBOX_LATENCY_MS, checks, for
+the Assistants endpoints, the `OpenAI-Beta: assistants=v2` header, dispatches on the method, and turns
+errors into `{"error": {...}}` envelopes. Database work runs in sync_to_async. The Responses and
+Conversations views (responses_api.py) use the same helpers.
 """
 
 import asyncio
@@ -207,11 +208,13 @@ def endpoint(*, beta: bool = True, **handlers: Handler):
     @login_not_required
     async def view(request: HttpRequest, **kwargs) -> HttpResponse:
         request_id = "req_" + secrets.token_hex(16)
-        if settings.SANDBOX_REQUEST_LOG:
-            await asyncio.to_thread(_log_request, request)
-        await asyncio.sleep(settings.SANDBOX_LATENCY_MS / 1000)
         try:
             azure = _authenticate(request)
+            # Only a caller with the key costs the sandbox anything: no log line to fill a disk, no
+            # latency to hold a connection open for whoever knocks.
+            if settings.SANDBOX_REQUEST_LOG:
+                await asyncio.to_thread(_log_request, request)
+            await asyncio.sleep(settings.SANDBOX_LATENCY_MS / 1000)
             if not all(_storable(value) for value in [*kwargs.values(), *request.GET.values()]):
                 raise bad_request(
                     f"Invalid URL ({request.method} {request.path}): it holds a character no id or parameter "

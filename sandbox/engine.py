@@ -401,7 +401,7 @@ class Clock:
         self.run.current_step = None
 
     def op_activities_step(self, at: float, activities: list) -> None:
-        # Azure AI Foundry's step type beyond OpenAI's two (CONTRACT §9).
+        # Azure AI Foundry's step type beyond OpenAI's two (docs/WIRE.md §9).
         self.new_step(at, "activities", {"type": "activities", "activities": activities})
 
     def op_quick_step(self, at: float, n: int) -> None:

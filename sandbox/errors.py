@@ -1,4 +1,4 @@
-"""The errors the sandbox answers, worded like the real service (CONTRACT §7)."""
+"""The errors the sandbox answers, worded like the real service (docs/WIRE.md §7)."""
 
 
 class ApiError(Exception):

@@ -18,7 +18,7 @@ def frame(event: str, data: str) -> bytes:
 
 
 async def run_events(run_pk: int, after: int) -> AsyncIterator[bytes]:
-    """Frames until the run ends or needs tool outputs, then `done` (CONTRACT §8)."""
+    """Frames until the run ends or needs tool outputs, then `done` (docs/WIRE.md §8)."""
     last = after
     while True:
         events, status, next_due = await sync_to_async(operations.stream_step)(run_pk, last)

@@ -144,7 +144,7 @@ def file(f: File, size: int) -> dict:
 
 
 def page(data: list[dict], has_more: bool = False) -> dict:
-    # The live service sends null first_id/last_id on an empty list (CONTRACT §6).
+    # The live service sends null first_id/last_id on an empty list (docs/WIRE.md §6).
     return {
         "object": "list",
         "data": data,

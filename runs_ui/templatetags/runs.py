@@ -9,7 +9,10 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from .. import rendering
-from ..upstream.objects import RUN_STATUSES, STEP_STATUSES
+from ..upstream.objects import ID_PATTERNS, RUN_STATUSES, STEP_STATUSES, is_id
+
+#: Message roles a class name may carry; any other role is drawn as "role-unknown".
+ROLES = ("user", "assistant")
 
 register = template.Library()
 
@@ -47,10 +50,38 @@ def duration(seconds):
     return sign + text
 
 
+def _known_status(status) -> str:
+    return status if isinstance(status, str) and (status in RUN_STATUSES or status in STEP_STATUSES) else ""
+
+
 @register.filter
 def status_class(status):
-    known = status in RUN_STATUSES or status in STEP_STATUSES
-    return f"status-{status}" if known else "status-unknown"
+    """A status as a class name, from the known ones only: "status-completed", else "status-unknown"."""
+    return f"status-{_known_status(status) or 'unknown'}"
+
+
+@register.filter
+def known_status(status):
+    """A status for a class name suffix: a known one, else "unknown"."""
+    return _known_status(status) or "unknown"
+
+
+@register.filter
+def role_class(role):
+    return f"role-{role if role in ROLES else 'unknown'}"
+
+
+@register.filter
+def valid_id(value, kind):
+    """{{ run.id|valid_id:"run" }}: the value if it is an id of that kind, else "" (for DOM ids, selectors
+    and links, which only validated ids may enter)."""
+    return value if is_id(kind, value) else ""
+
+
+@register.filter
+def any_id(value):
+    """The value if it is an id of any kind the dashboard knows, else "" (copy buttons copy only ids)."""
+    return value if any(is_id(kind, value) for kind in ID_PATTERNS) else ""
 
 
 @register.filter
@@ -98,6 +129,16 @@ def url_for(context, name, conn=None, **kwargs):
         return _url_for(name, conn or context.get("conn", DEFAULT_CONNECTION), **kwargs)
     except NoReverseMatch:
         return ""  # an upstream object without a usable id gets no link, not a 500
+
+
+@register.simple_tag(takes_context=True)
+def file_url(context, file_id):
+    """{% file_url out.file_id as image_url %}: the file's proxied content, its link signed as referred to
+    by this page ("" for what is not a file id)."""
+    from ..file_links import file_url as _file_url
+    from ..models import DEFAULT_CONNECTION
+
+    return _file_url(context.get("conn", DEFAULT_CONNECTION), file_id)
 
 
 @register.simple_tag

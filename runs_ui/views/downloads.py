@@ -1,17 +1,13 @@
-"""Downloads: a thread or run as JSON (every page of runs, steps and messages, streamed), and file content."""
+"""Downloads: a thread or run as JSON (every page of runs, steps and messages, streamed). File content:
+views/files.py."""
 
 from __future__ import annotations
 
-from django.http import HttpResponse, StreamingHttpResponse
-from django.utils.cache import patch_cache_control
+from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from .. import export
 from .responses import check_id, upstream_view
-
-#: Image types a browser may show inline; anything else from the upstream is downloaded, never rendered.
-INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
-
 
 # --- export ----------------------------------------------------------------------------------------
 
@@ -42,23 +38,3 @@ async def export_run(request, client, thread_id, run_id):
     check_id("run", run_id)
     run = await client.get_run(thread_id, run_id)
     return await _download(export.run_export(client, run), f"{run_id}.json")
-
-
-# --- files -----------------------------------------------------------------------------------------
-
-
-@require_GET
-@upstream_view
-async def file_content(request, client, file_id):
-    """Code-interpreter images, fetched with the server's key; only known image types are shown inline."""
-    check_id("file", file_id)
-    content, content_type = await client.get_file_content(file_id)
-    kind = content_type.split(";")[0].strip().lower()
-    response = HttpResponse(
-        content, content_type=kind if kind in INLINE_IMAGE_TYPES else "application/octet-stream"
-    )
-    if kind not in INLINE_IMAGE_TYPES:
-        response["Content-Disposition"] = f'attachment; filename="{file_id}"'
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    patch_cache_control(response, private=True, max_age=3600)
-    return response

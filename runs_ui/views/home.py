@@ -196,6 +196,8 @@ async def _target_for(query: str) -> str | None:
             return path
         if m := _API_PATH.search(path):
             ids = {k: v for k, v in m.groupdict().items() if v}
+            if not all(is_id(k.removesuffix("_id"), v) for k, v in ids.items()):
+                return None  # \w takes any letter; an id takes only ASCII ones
             if "message_id" in ids:
                 return url_for("thread", thread_id=ids["thread_id"]) + f"#{ids['message_id']}"
             name = "step" if "step_id" in ids else "run" if "run_id" in ids else "thread"

@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, index
+from .. import audit, index, reconcile
 from ..assistants import assistant_names
 from ..connections import info_for
 from ..links import url_for
@@ -70,6 +70,7 @@ async def thread_detail(request, client, thread_id):
     context = {
         "conn": _conn(client),
         "connection": info_for(client),
+        "thread_id": thread_id,
         "thread": thread,
         "order": order,
         "watched": await entry.watchers.filter(pk=user.pk).aexists(),
@@ -101,7 +102,7 @@ async def _timeline(request, client, thread_id, order):
     page = interleave(runs, messages, order=order, runs_after=runs_after, messages_after=messages_after)
     if runs:
         await index.record_runs(conn, thread_id, runs.data)
-        await audit.reconcile_starts(conn, thread_id, runs.data)
+        await reconcile.settle_starts(conn, thread_id, runs.data)
     if messages:
         await index.record_ids(conn, thread_id, messages.data)
     next_url = ""
@@ -185,6 +186,7 @@ async def run_detail(request, client, thread_id, run_id):
         client.list_steps(thread_id, run_id, limit=STEPS_PAGE, order="asc"),
     )
     context = await run_context(request, client, run, names, first_steps.data, stamp)
+    context["thread_id"], context["run_id"] = thread_id, run_id  # the URL's, whatever the answer says
     context["steps_after"] = after = _cursor(request, "after", "step")
     context["steps_url"] = "?" + urlencode({"part": "steps", **({"after": after} if after else {})})
     context["live_url"] = f"/ws/runs/{_conn(client)}/{thread_id}/{run_id}/"
@@ -210,8 +212,8 @@ async def run_context(request, client, run, names: dict, steps: list = (), stamp
         live_v=stamp,
     )
     context["connection"] = info_for(client)
-    await audit.settle_interrupted(conn, run)
-    await audit.reconcile_starts(conn, run.thread_id, [run])
+    await reconcile.settle_run(conn, run)
+    await reconcile.settle_starts(conn, run.thread_id, [run])
     context["audit_records"] = await audit.recent_for_run(conn, run.id)
     return context
 
@@ -239,6 +241,7 @@ async def _steps(request, client, thread_id, run_id, stamp: str):
     context = {
         "conn": conn,
         "thread_id": thread_id,
+        "run_id": run_id,
         "run": run,
         "steps": [{"step": s, "message": message_of(s, messages)} for s in steps.data],
         "bars": waterfall(run, steps.data, now),
@@ -305,11 +308,17 @@ async def step_detail(request, client, thread_id, run_id, step_id):
         "conn": conn,
         "connection": info_for(client),
         "thread_id": thread_id,
+        "run_id": run_id,
+        "step_id": step_id,
         "run": run,
         "item": {"step": step, "message": message},
         "include_content": include,
         "in_run_url": url_for("run", conn, thread_id=thread_id, run_id=run_id)
-        + (f"?after={previous.data[0].id}" if previous and previous.data and previous.data[0].id else "")
+        + (
+            f"?after={previous.data[0].id}"
+            if previous and previous.data and is_id("step", previous.data[0].id)
+            else ""
+        )
         + f"#{step_id}",
     }
     return render_page(request, "runs_ui/step_detail.html", context, partial=partial)

@@ -24,6 +24,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 
+from runs_ui import audit
 from runs_ui.live import relay as stream_relay
 from runs_ui.live.watcher import watcher
 from runs_ui.models import AuditRecord
@@ -55,6 +56,18 @@ async def post_form(client: AsyncClient, path: str, data: dict | list, *, token:
     return response
 
 
+async def drawn_token(client: AsyncClient, path: str) -> str:
+    """The one-time token a start form's page draws (GET it, as a browser does before posting)."""
+    page = await client.get(path)
+    return re.search(r'name="form_token" value="([^"]+)"', page.content.decode()).group(1)
+
+
+async def post_start(client: AsyncClient, path: str, data: dict, *, form_token: str | None = None):
+    """POST a start form (a run, or a thread and run) with the one-time token its page drew."""
+    token = form_token or await drawn_token(client, path)
+    return await post_form(client, path, {**data, "form_token": token})
+
+
 def text(response) -> str:
     """The page as a person reads it: tags dropped, entities decoded, whitespace squeezed."""
     body = response.content.decode()
@@ -82,9 +95,9 @@ delete_records = sync_to_async(lambda: AuditRecord.objects.all().delete())
 
 @pytest.fixture(autouse=True)
 async def _relays_end_before_the_database(transactional_db):
-    """Stream relays and watchers a test started end before its database is flushed."""
+    """Stream relays, audited actions and watchers a test started end before its database is flushed."""
     yield
-    tasks = list(stream_relay._tasks)
+    tasks = list(stream_relay._tasks) + list(audit._tasks)
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=10)
         for task in pending:

@@ -5,13 +5,16 @@ rules, and against what reached the upstream), else 400 with the form again and 
 
 The view tests go through the real middleware stack (sessions, CSRF, login, roles) and the real views;
 respx stands in for the upstream with JSON recorded from the sandbox, so each example takes milliseconds.
-The form tests run the form classes directly, for many more examples.
+The form tests run the form classes directly, for many more examples. Every URL id (thread, run, step,
+file, connection) goes through every page, partial and form that takes one, and the index's own forms
+(filters, the go-to box, pasted ids, logging in) get any input: over 10,000 examples in all, none a 500.
 """
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+import os
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -23,6 +26,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from runs_ui.forms import (
+    FORM_TOKEN,
     INSTRUCTIONS_MAX_CHARS,
     MESSAGE_MAX_CHARS,
     METADATA_MAX_KEY,
@@ -35,6 +39,7 @@ from runs_ui.forms import (
     StartRunForm,
     ToolOutputsForm,
 )
+from runs_ui.reconcile import MARK
 from runs_ui.upstream.objects import Assistant, Run, is_id
 from tests.actions.conftest import (
     delete_records,
@@ -45,6 +50,9 @@ from tests.actions.conftest import (
 from tests.fixtures import csrf_token
 
 FAKE_BASE = "https://upstream.invalid/v1"
+# Thousands of examples per test: bounded by their counts, not by the suite's 120 s per test, which a busy
+# machine can stretch them past.
+pytestmark = pytest.mark.timeout(600)
 
 #: Deterministic in CI: a fixed derivation of examples, no example database, no deadline.
 FUZZ = hypothesis_settings(
@@ -58,7 +66,10 @@ FUZZ = hypothesis_settings(
         HealthCheck.data_too_large,
     ],
 )
-VIEW_EXAMPLES, FORM_EXAMPLES = 200, 500
+#: The suite's counts (over 10,000 examples in all); FUZZ=quick runs a tenth of each, for
+#: iterating on one form.
+SCALE = 0.1 if os.environ.get("FUZZ") == "quick" else 1
+VIEW_EXAMPLES, FORM_EXAMPLES = int(200 * SCALE), int(1500 * SCALE)
 
 
 # --- what hypothesis sends ------------------------------------------------------------------------------
@@ -207,6 +218,9 @@ def expected_metadata(data: QueryDict, rows: int):
 
 
 def expected_start(data: QueryDict, *, message_required: bool):
+    ok_f, form_token = clean_char(data.get("form_token"), 64, required=True)
+    if not (ok_f and FORM_TOKEN.fullmatch(form_token)):
+        return None
     ok_a, assistant = clean_char(data.get("assistant_id"), 140, required=True)
     ok_m, model = clean_char(data.get("model"), 256, required=False)
     ok_i, instructions = clean_char(data.get("instructions"), INSTRUCTIONS_MAX_CHARS, required=False)
@@ -214,7 +228,7 @@ def expected_start(data: QueryDict, *, message_required: bool):
     if not (ok_a and ok_m and ok_i and ok_t and is_id("assistant", assistant)):
         return None
     options = {k: v for k, v in (("model", model), ("instructions", instructions)) if v}
-    return {"assistant_id": assistant, **options}, message
+    return {"assistant_id": assistant, **options, "metadata": {MARK: form_token}}, message
 
 
 # --- the upstream, recorded from the sandbox and replayed by respx ---------------------------------------
@@ -361,13 +375,26 @@ async def test_any_metadata_form_is_answered_by_the_rules_never_a_500(
         assert sent == {"metadata": expected}
 
 
+#: A token as a start form's page draws it (any well-formed one will do once; records are cleared between
+#: examples).
+DRAWN_TOKEN = "Zm9ybS10b2tlbi1mb3ItZnV6eg"
+
+
 def start_pairs(data, assistant_id: str):
-    known = ["assistant_id", "model", "instructions", "message"]
+    known = ["form_token", "assistant_id", "model", "instructions", "message"]
+    token = data.draw(
+        st.one_of(
+            st.just([("form_token", DRAWN_TOKEN)]),
+            st.just([("form_token", f" {DRAWN_TOKEN}\n")]),
+            st.just([]),
+            st.tuples(st.just("form_token"), VALUES).map(lambda p: [p]),
+        )
+    )
     chosen = data.draw(st.one_of(st.just([]), st.just([("assistant_id", assistant_id)])))
     said = data.draw(
         st.one_of(st.just([]), st.tuples(st.just("message"), st.text(max_size=30)).map(lambda p: [p]))
     )
-    return chosen + said + data.draw(pairs_for(known))
+    return token + chosen + said + data.draw(pairs_for(known))
 
 
 @hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES)
@@ -412,13 +439,16 @@ async def test_any_new_thread_form_is_answered_by_the_rules_never_a_500(
         body, message = expected
         assert sent == {
             **body,
-            "thread": {"messages": [{"role": "user", "content": message}]},
+            "thread": {"messages": [{"role": "user", "content": message}], "metadata": body["metadata"]},
             "stream": True,
         }
 
 
 @hypothesis_settings(FUZZ, max_examples=VIEW_EXAMPLES // 3)
-@given(pairs=pairs_for(["assistant_id", "model", "instructions", "message"]), new_thread=st.booleans())
+@given(
+    pairs=pairs_for(["form_token", "assistant_id", "model", "instructions", "message"]),
+    new_thread=st.booleans(),
+)
 async def test_any_prefill_query_on_the_start_pages_renders(
     operator_client, fake_upstream, pairs, new_thread
 ):
@@ -496,4 +526,191 @@ def test_the_start_run_forms_follow_the_rules_for_any_data(waiting_objects, data
         assert settled(form) == (expected is not None)
         event(f"{form_class.__name__} {'valid' if expected is not None else 'invalid'}")
         if expected is not None:
-            assert {"assistant_id": form.cleaned_data["assistant_id"], **form.options()} == expected[0]
+            token = {"metadata": {MARK: form.cleaned_data["form_token"]}}
+            assert {"assistant_id": form.cleaned_data["assistant_id"], **form.options(), **token} == expected[
+                0
+            ]
+
+
+# --- every URL id, through every page, partial and form that takes one --------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+EMPTY_LIST = {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+URL_EXAMPLES, INDEX_FORM_EXAMPLES = int(2250 * SCALE), int(250 * SCALE)
+#: What a server error would be: anything else (a page, a 4xx, an upstream error page) is an answer.
+SERVER_ERRORS = range(500, 502)
+
+
+def _step(step_id: str, run_id: str, thread_id: str) -> dict:
+    return {
+        "id": step_id,
+        "object": "thread.run.step",
+        "created_at": 1_790_000_000,
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "type": "message_creation",
+        "status": "completed",
+        "step_details": {"type": "message_creation", "message_creation": {"message_id": "msg_fuzz"}},
+    }
+
+
+@pytest.fixture
+def any_upstream(upstream, settings, recorded):
+    """respx answers any path the dashboard asks at FAKE_BASE as an upstream that has every object: the
+    recorded run and assistants, under whatever ids the path names."""
+    waiting, assistants = recorded
+    settings.ASSISTANTS_API_BASE_URL = FAKE_BASE
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.removeprefix("/v1/").split("/")
+        match parts:
+            case ["assistants"]:
+                return httpx.Response(200, json=assistants)
+            case ["threads", thread_id]:
+                return httpx.Response(200, json={"id": thread_id, "object": "thread", "metadata": {}})
+            case ["threads", _, "runs" | "messages"] | ["threads", _, "runs", _, "steps"]:
+                return httpx.Response(200, json=EMPTY_LIST)
+            case ["threads", thread_id, "runs", run_id]:
+                return httpx.Response(200, json={**waiting, "id": run_id, "thread_id": thread_id})
+            case ["threads", thread_id, "runs", run_id, "steps", step_id]:
+                return httpx.Response(200, json=_step(step_id, run_id, thread_id))
+            case ["files", _, "content"]:
+                return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+        return httpx.Response(404, json={"error": {"message": "No such object.", "type": "invalid_request"}})
+
+    with respx.mock(base_url=FAKE_BASE, assert_all_called=False, using="httpx") as router:
+        router.route().mock(side_effect=answer)
+        yield router
+
+
+def id_like(prefix: str):
+    """Ids of a kind, and everything near one: other prefixes, too long, unicode, dots, escapes, markup."""
+    tail = st.text(alphabet="abcXYZ019_-", min_size=1, max_size=12)
+    near = st.one_of(
+        st.sampled_from(
+            [
+                prefix + "a" * 128,
+                prefix + "a" * 129,
+                prefix,
+                ".",
+                "..",
+                "%2E%2E",
+                prefix + "é",
+                prefix + "a b",
+                prefix + "a%2Fb",
+                prefix + "<b>x</b>",
+                prefix + '"x',
+                prefix + "%00",
+                prefix + "%FF%FE",
+                "thread_abc",
+                "run_abc",
+                "file-abc",
+                "assistant-abc",
+            ]
+        ),
+        st.text(min_size=1, max_size=30).map(lambda t: quote(t, safe="")),
+    )
+    # Half the time an id, so pages get drawn too (one_of would flatten `near` into thirds).
+    return st.booleans().flatmap(lambda an_id: tail.map(lambda t: prefix + t) if an_id else near)
+
+
+HX = {"HX-Request": "true"}
+PAGES = [
+    ("GET", "/threads/{t}/", {}),
+    ("GET", "/threads/{t}/?part=timeline&runs_after={r}&messages_after={m}", HX),
+    ("GET", "/threads/{t}/runs/{r}/", {}),
+    ("GET", "/threads/{t}/runs/{r}/?part=steps&waterfall=1&after={s}", HX),
+    ("GET", "/threads/{t}/runs/{r}/?part=header", HX),
+    ("GET", "/threads/{t}/runs/{r}/steps/{s}/", {}),
+    ("GET", "/threads/{t}/runs/{r}/steps/{s}/?part=step&include=content", HX),
+    ("GET", "/threads/{t}/export.json", {}),
+    ("GET", "/threads/{t}/runs/{r}/export.json", {}),
+    ("GET", "/files/{f}/content?ref={m}", {}),
+    ("GET", "/threads/{t}/runs/{r}/cancel/", {}),
+    ("GET", "/threads/{t}/runs/{r}/submit/", {}),
+    ("GET", "/threads/{t}/runs/{r}/metadata/", {}),
+    ("GET", "/threads/{t}/runs/new/", {}),
+    ("POST", "/threads/{t}/runs/{r}/cancel/", {}),
+    ("POST", "/threads/{t}/runs/{r}/submit/", {}),
+    ("POST", "/threads/{t}/runs/{r}/metadata/", {}),
+    ("POST", "/threads/{t}/runs/new/", {}),
+    ("POST", "/threads/{t}/watch/", {}),
+]
+
+
+@hypothesis_settings(FUZZ, max_examples=URL_EXAMPLES)
+@given(
+    page=st.sampled_from(PAGES),
+    t=id_like("thread_"),
+    r=id_like("run_"),
+    s=id_like("step_"),
+    f=id_like("file-"),
+    m=id_like("msg_"),
+    connection=st.sampled_from(["", "", "", "/c/default", "/c/nothere", "/c/a%20b"]),
+)
+async def test_any_id_in_any_url_is_answered_never_a_500(
+    operator_client, any_upstream, token, page, t, r, s, f, m, connection
+):
+    method, template, headers = page
+    path = connection + template.format(t=t, r=r, s=s, f=f, m=m)
+
+    if method == "GET":
+        response = await operator_client.get(path, headers=headers)
+    else:
+        response = await post_form(operator_client, path, [], token=token)
+
+    event(f"{method} {template.split('?')[0]} → {response.status_code}")
+    assert response.status_code not in SERVER_ERRORS, (path, response.content[:2000])
+
+
+# --- the index's forms: filters, the go-to box, pasted ids, logging in ---------------------------------
+
+
+@hypothesis_settings(FUZZ, max_examples=INDEX_FORM_EXAMPLES)
+@given(pairs=pairs_for(["q", "status", "assistant", "model", "error", "since", "until", "offset", "part"]))
+async def test_any_filter_query_on_the_home_page_is_answered_never_a_500(
+    operator_client, any_upstream, pairs
+):
+    response = await operator_client.get("/?" + urlencode([(k, v[:3000]) for k, v in pairs]))
+
+    assert response.status_code == 200
+
+
+@hypothesis_settings(FUZZ, max_examples=INDEX_FORM_EXAMPLES)
+@given(
+    q=st.one_of(
+        VALUES,
+        id_like("thread_"),
+        id_like("run_"),
+        id_like("msg_"),
+        st.builds(
+            lambda t, r: f"https://api.example.com/v1/threads/{t}/runs/{r}/steps",
+            id_like("thread_"),
+            id_like("run_"),
+        ),
+        st.builds(lambda p: "/threads/" + p + "/", st.text(max_size=30)),
+    )
+)
+async def test_anything_pasted_in_the_go_to_box_is_answered_never_a_500(operator_client, any_upstream, q):
+    response = await operator_client.get("/go/?" + urlencode({"q": q[:3000]}))
+
+    assert response.status_code == 302
+
+
+@hypothesis_settings(FUZZ, max_examples=INDEX_FORM_EXAMPLES)
+@given(pairs=pairs_for(["ids"]))
+async def test_any_pasted_ids_form_is_answered_never_a_500(operator_client, any_upstream, token, pairs):
+    response = await post_form(operator_client, "/index/add/", pairs, token=token)
+
+    assert response.status_code in (302, 400)
+
+
+@hypothesis_settings(FUZZ, max_examples=INDEX_FORM_EXAMPLES)
+@given(pairs=pairs_for(["username", "password", "next"]))
+async def test_any_log_in_form_is_answered_never_a_500(anon_client, any_upstream, pairs):
+    from django.core.cache import cache
+
+    cache.clear()  # the throttle counts failures; this test is about the form's answers
+    response = await post_form(anon_client, "/accounts/login/", pairs)
+
+    assert response.status_code in (200, 302, 400, 429)

@@ -5,12 +5,13 @@ import json
 import pytest
 
 from runs_ui.models import ThreadEntry
+from runs_ui.reconcile import MARK
 from tests.actions.conftest import (
     calls_to,
     error_response,
     fault,
     follow,
-    post_form,
+    post_start,
     records,
     text,
 )
@@ -66,15 +67,17 @@ async def test_starting_a_run_with_overrides_streams_lands_on_the_run_and_it_com
         "message": "And once more, please.",
     }
 
-    response = await post_form(operator_client, f"/threads/{finished_run.thread_id}/runs/new/", form)
+    response = await post_start(operator_client, f"/threads/{finished_run.thread_id}/runs/new/", form)
 
     thread_id, run_id = new_run_in(response["Location"])
     assert thread_id == finished_run.thread_id and run_id != finished_run.run_id
     [call] = calls_to(spy, "POST", f"/threads/{thread_id}/runs")
+    [record] = await records()
     assert json.loads(call.request.content) == {
         "assistant_id": finished_run.assistant_id,
         "model": "gpt-4o-mini",
         "instructions": "Answer in one line.",
+        "metadata": {MARK: record.form_token},
         "additional_messages": [{"role": "user", "content": "And once more, please."}],
         "stream": True,
     }
@@ -98,11 +101,16 @@ async def test_starting_a_run_without_overrides_sends_only_the_assistant(
 ):
     form = {"assistant_id": finished_run.assistant_id, "model": "", "instructions": "", "message": ""}
 
-    response = await post_form(operator_client, f"/threads/{finished_run.thread_id}/runs/new/", form)
+    response = await post_start(operator_client, f"/threads/{finished_run.thread_id}/runs/new/", form)
 
     thread_id, run_id = new_run_in(response["Location"])
     [call] = calls_to(spy, "POST", f"/threads/{thread_id}/runs")
-    assert json.loads(call.request.content) == {"assistant_id": finished_run.assistant_id, "stream": True}
+    [record] = await records()
+    assert json.loads(call.request.content) == {
+        "assistant_id": finished_run.assistant_id,
+        "metadata": {MARK: record.form_token},
+        "stream": True,
+    }
     wait_for(type(finished_run)(finished_run.assistant_id, thread_id, run_id, {}), "completed")
 
 
@@ -112,7 +120,7 @@ async def test_create_thread_and_run_starts_a_new_thread_with_the_first_message(
     form = {"assistant_id": finished_run.assistant_id, "message": "Reproduce ticket 42"}
 
     page = await operator_client.get("/new/")
-    response = await post_form(operator_client, "/new/", form)
+    response = await post_start(operator_client, "/new/", form)
 
     assert f'<option value="{finished_run.assistant_id}">' in page.content.decode()
     thread_id, run_id = new_run_in(response["Location"])
@@ -124,7 +132,15 @@ async def test_create_thread_and_run_starts_a_new_thread_with_the_first_message(
     assert entry.source == "created"
     [record] = await records()
     assert (record.action, record.outcome, record.run_id) == ("create_thread_and_run", "succeeded", run_id)
-    assert record.payload["thread"] == {"messages": [{"role": "user", "content": "Reproduce ticket 42"}]}
+    assert record.payload["thread"] == {
+        "messages": [{"role": "user", "content": "Reproduce ticket 42"}],
+        "metadata": {MARK: record.form_token},
+    }
+    # The thread and the run carry the form's mark: an interrupted start can be found by it.
+    assert upstream.request("GET", f"/threads/{thread_id}").json()["metadata"] == {MARK: record.form_token}
+    assert upstream.request("GET", f"/threads/{thread_id}/runs/{run_id}").json()["metadata"] == {
+        MARK: record.form_token
+    }
 
 
 BAD = {
@@ -151,7 +167,7 @@ async def test_a_bad_start_form_is_refused_with_the_input_kept(
     form = {k: (finished_run.assistant_id if v == "ASSISTANT" else v) for k, v in form.items()}
     url = f"/threads/{finished_run.thread_id}/runs/new/" if path == "thread" else "/new/"
 
-    response = await post_form(operator_client, url, form)
+    response = await post_start(operator_client, url, form)
 
     assert response.status_code == 400
     assert message in text(response)
@@ -161,7 +177,7 @@ async def test_a_bad_start_form_is_refused_with_the_input_kept(
 
 
 async def test_create_thread_and_run_needs_a_first_message(operator_client, finished_run, spy):
-    response = await post_form(operator_client, "/new/", {"assistant_id": finished_run.assistant_id})
+    response = await post_start(operator_client, "/new/", {"assistant_id": finished_run.assistant_id})
 
     assert response.status_code == 400
     assert "This field is required." in text(response)
@@ -175,7 +191,7 @@ async def test_the_upstream_refusing_an_unknown_assistant_is_shown_and_recorded(
     url = f"/threads/{finished_run.thread_id}/runs/new/" if path == "thread" else "/new/"
     form = {"assistant_id": "asst_doesnotexist", "message": "Hello"}
 
-    response = await post_form(operator_client, url, form)
+    response = await post_start(operator_client, url, form)
 
     assert response.status_code == 400
     assert "The upstream did not start the run: No assistant found with id 'asst_doesnotexist'." in text(

@@ -223,9 +223,15 @@ async def test_streamed_run_latency(bench_sandbox, tmp_path):
             for n in range(8):
                 form = await http.get(f"/threads/{thread_id}/runs/new/")
                 token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+                once = re.search(r'name="form_token" value="([^"]+)"', form.text).group(1)
                 response = await http.post(
                     f"/threads/{thread_id}/runs/new/",
-                    data={"assistant_id": assistants[n % 2], "csrfmiddlewaretoken": token, "message": ""},
+                    data={
+                        "assistant_id": assistants[n % 2],
+                        "csrfmiddlewaretoken": token,
+                        "form_token": once,
+                        "message": "",
+                    },
                 )
                 assert response.status_code == 302, response.text[:1000]
                 run_id = response.headers["location"].rstrip("/").rsplit("/", 1)[-1]

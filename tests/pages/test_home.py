@@ -161,7 +161,7 @@ async def test_invalid_filter_input_gives_a_clear_form_error_not_a_500(
             response = await viewer_client.get(f"/?{query}")
             assert response.status_code == 200
             html = text(response)
-            errors = re.search(r'<div class="errorlist"[^>]*>(.*?)</div>', html, re.S)
+            errors = re.search(r'<div class="errorlist[^"]*"[^>]*>(.*?)</div>', html, re.S)
             assert errors and error in errors.group(1)
             assert "<script>alert(1)" not in html
 

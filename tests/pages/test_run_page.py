@@ -4,6 +4,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from html import unescape
 
 from django.utils.html import escape
 
@@ -209,9 +210,9 @@ async def test_the_steps_partial_shows_code_input_logs_and_the_image(viewer_clie
     )
     assert f"<h4>Input</h4><pre><code>{escape(call['input'])}</code></pre>" in html
     assert "<h4>Logs</h4><pre>60 Q4\n</pre>" in html
-    assert f'<img class="code-image" src="/files/{image}/content"' in html
+    src = re.search(rf'<img class="code-image" src="(/files/{image}/content\?ref=[^"]+)"', html).group(1)
     # The image is served through the dashboard (with the server's key), inline, as a PNG.
-    picture = await viewer_client.get(f"/files/{image}/content")
+    picture = await viewer_client.get(unescape(src))
     assert picture.status_code == 200 and picture["Content-Type"] == "image/png"
     assert picture.content.startswith(b"\x89PNG") and "Content-Disposition" not in picture
 

@@ -11,7 +11,9 @@ import httpx
 import pytest
 from django.utils.html import escape
 
-from sandbox.wire import page as list_body  # the list envelope as the sandbox sends it
+from runs_ui.file_links import file_url
+from sandbox.wire import page as list_body
+from tests.fixtures import csrf_token  # the list envelope as the sandbox sends it
 from tests.pages.conftest import (
     HX,
     all_pages,
@@ -494,7 +496,7 @@ async def test_file_content_is_inline_only_for_safe_images(viewer_client, faults
             faults.on(
                 "GET", r"/files/file-fake01/content", httpx.Response(200, content=body, headers=headers)
             )
-            response = await viewer_client.get("/files/file-fake01/content")
+            response = await viewer_client.get(file_url("default", "file-fake01"))
             assert response.status_code == 200
             assert response.content == body
             assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
@@ -519,6 +521,82 @@ async def test_a_file_too_large_to_show_is_refused_with_a_page(viewer_client, fa
             headers={"content-type": "image/png", "content-length": str(50 * 1024 * 1024)},
         ),
     )
-    response = await viewer_client.get("/files/file-fake01/content")
+    response = await viewer_client.get(file_url("default", "file-fake01"))
     assert response.status_code == 502
     assert "The file is too large to show." in text(response)
+
+
+# --- ids: only validated ids enter element ids, selectors, links and copy buttons -----------------------
+
+
+def attributes_naming(html: str, value: str) -> list[str]:
+    """Every id, href, action, htmx selector, target and copy value in the html that holds `value`."""
+    names = r"id|href|action|hx-get|hx-target|hx-swap-oob|data-copy|data-run|data-message-body"
+    return [
+        m.group(0)
+        for m in re.finditer(rf'\b({names})="([^"]*)"', html)
+        if value in m.group(2) or escape(value) in m.group(2)
+    ]
+
+
+async def test_ids_in_a_list_that_are_not_ids_get_no_element_id_selector_link_or_copy_button(
+    viewer_client, serve
+):
+    bad_run, bad_step, bad_message = 'run_x"y', "step_<b>", "msg bad"
+    serve(
+        runs=[run_json(id=bad_run), run_json(id="run_fake02", status="in_progress<b>")],
+        steps=[
+            step_json(bad_step, {"type": "message_creation", "message_creation": {"message_id": "msg_a b"}}),
+            step_json("step_fake02", {"type": "message_creation"}, status="weird"),
+        ],
+        messages=[message_json(bad_message, "hi", role="system<b>")],
+    )
+
+    timeline = text(await viewer_client.get(f"/threads/{T}/?part=timeline", headers=HX))
+    steps = text(await viewer_client.get(f"/threads/{T}/runs/{R}/?part=steps&waterfall=1", headers=HX))
+
+    for value in (bad_run, bad_message):
+        assert attributes_naming(timeline, value) == []
+    for value in (bad_step, "msg_a b"):
+        assert attributes_naming(steps, value) == []
+    assert escape(bad_run) in timeline and escape(bad_step) in steps  # still shown, as text
+    # Statuses and roles become class names only from the known ones.
+    assert 'class="tl-item tl-run run-unknown" id="run-run_fake02"' in timeline
+    assert "status-unknown" in timeline and "in_progress<b>" not in timeline
+    assert 'class="tl-item tl-message role-unknown"' in timeline
+    assert '<span class="badge status-unknown" title="weird">' in steps
+    # A valid id keeps its element id, its link and its copy button.
+    assert 'id="step_fake02"' in steps and 'data-copy="step_fake02"' in steps
+
+
+async def test_an_answer_naming_another_run_moves_no_link_selector_or_write_there(
+    operator_client, serve, faults
+):
+    other = run_json(
+        id="run_other01",
+        thread_id="thread_other01",
+        status="requires_action",
+        required_action={
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {"id": "call_x1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ]
+            },
+        },
+    )
+    serve(run=other, steps=[step_json("step_fake01", {"type": "message_creation"})])
+
+    page = text(await operator_client.get(f"/threads/{T}/runs/{R}/"))
+    steps = text(await operator_client.get(f"/threads/{T}/runs/{R}/?part=steps&waterfall=1", headers=HX))
+    token = await csrf_token(operator_client, "/accounts/login/")
+    for action, form in (
+        ("submit", {"call_ids": "call_x1", "output_call_x1": "1"}),
+        ("cancel", {"reason": "x"}),
+    ):
+        await operator_client.post(f"/threads/{T}/runs/{R}/{action}/", {**form, "csrfmiddlewaretoken": token})
+
+    for html in (page, steps):
+        assert attributes_naming(html, "run_other01") == []
+        assert attributes_naming(html, "thread_other01") == []
+    assert [p for p in faults.paths() if "other01" in p] == []  # no call, least of all a write

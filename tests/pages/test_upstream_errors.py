@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from runs_ui.connections import encrypt_key
+from runs_ui.file_links import file_url
 from runs_ui.models import Connection
 from tests.fixtures import csrf_token
 from tests.pages.conftest import (
@@ -92,7 +93,8 @@ async def test_an_export_of_an_unknown_thread_is_a_404_page_not_a_download(viewe
 
 
 async def test_an_unknown_file_is_a_404(viewer_client, upstream):
-    response = await viewer_client.get("/files/file-doesnotexist000/content")
+    # Referred to by a page (its link is signed), yet gone upstream.
+    response = await viewer_client.get(file_url("default", "file-doesnotexist000"))
     assert response.status_code == 404
     assert "file file-doesnotexist000" in _sane(response, upstream.api_key)
 

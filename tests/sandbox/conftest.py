@@ -1,6 +1,6 @@
 """Fixtures for the sandbox contract tests: the official spec as JSON Schema, and run helpers.
 
-Spec tolerances (each a known difference between the spec and the live service, CONTRACT.md):
+Spec tolerances (each a known difference between the spec and the live service, docs/WIRE.md):
 - `first_id`/`last_id` may be null: the live service sends null on an empty list (§6), the Responses
   lists (input items, conversation items) included.
 - RunObject `instructions` may be null: every spec example sends null (§2).

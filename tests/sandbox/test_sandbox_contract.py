@@ -1,4 +1,4 @@
-"""Every body the sandbox sends validates against the official spec's schemas (with CONTRACT tolerances)."""
+"""Every body the sandbox sends validates against the official spec's schemas (docs/WIRE.md's tolerances)."""
 
 import pytest
 

@@ -3,7 +3,7 @@
 import pytest
 from openai import AssistantEventHandler, AzureOpenAI, BadRequestError, NotFoundError, OpenAI
 
-# The SDK warns on every Assistants call (CONTRACT §11); the assistants methods just say "deprecated".
+# The SDK warns on every Assistants call (docs/WIRE.md §11); the assistants methods just say "deprecated".
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning"),

@@ -1,4 +1,4 @@
-"""Streaming (SSE): event order of CONTRACT §8, payloads valid against the spec, deltas that add up."""
+"""Streaming (SSE): event order of docs/WIRE.md §8, payloads valid against the spec, deltas that add up."""
 
 import json
 

@@ -107,3 +107,36 @@ def test_check_deploy_complains_about_development_defaults():
     )
     assert result.returncode != 0
     assert "SECURE_SSL_REDIRECT" in result.stderr + result.stdout
+
+
+def test_a_short_index_api_token_stops_the_process_naming_it():
+    short = _run(SHOW, INDEX_API_TOKEN="letmein")
+    long_enough = _run(SHOW, INDEX_API_TOKEN=secrets.token_urlsafe(32))
+    assert short.returncode != 0
+    assert "INDEX_API_TOKEN" in short.stderr and "at least 32" in short.stderr
+    assert long_enough.returncode == 0, long_enough.stderr
+
+
+def test_hsts_preload_is_off_with_https_until_asked_for():
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_PRELOAD]))"
+    )
+    https = _run(code, HTTPS="true")
+    asked = _run(code, HTTPS="true", SECURE_HSTS_PRELOAD="true")
+    assert json.loads(https.stdout) == [31_536_000, False]
+    assert json.loads(asked.stdout) == [31_536_000, True]
+
+
+def test_every_page_carries_a_content_security_policy_without_inline_code():
+    code = (
+        "import django; django.setup(); from django.test import Client; "
+        "print(Client().get('/accounts/login/').headers['Content-Security-Policy'])"
+    )
+    policy = _run(code, ALLOWED_HOSTS="testserver")
+    assert policy.returncode == 0, policy.stderr
+    directives = dict(d.strip().split(" ", 1) for d in policy.stdout.strip().split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert "unsafe" not in policy.stdout
