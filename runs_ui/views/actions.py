@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from .. import audit, index
-from ..connections import info_for
+from ..connections import connections_speaking, info_for
 from ..forms import CancelForm, CreateThreadAndRunForm, MetadataForm, StartRunForm, ToolOutputsForm
 from ..links import url_for
 from ..live import relay as stream_relay
@@ -313,7 +313,13 @@ async def create_thread_and_run(request, client):
         if run is not None:
             await index.record_thread(client.name, run.thread_id, "created")
             return redirect(_run_url(client, run.thread_id, run.id))
-    context = {"conn": client.name, "connection": info_for(client), "form": form}
+    context = {
+        "conn": client.name,
+        "connection": info_for(client),
+        "form": form,
+        # It starts on any connection of the Assistants shape: the page links to the others' forms.
+        "connections": await connections_speaking("assistants"),
+    }
     return _form_page(request, "runs_ui/actions/create_thread_and_run.html", context, form)
 
 
