@@ -73,11 +73,12 @@ def items(conn: str, response_id: str, shown: list[Item], live_v: str) -> str:
 
 
 def response_rows(conn: str, responses: list[Response]) -> str:
-    """New responses of a conversation, as empty groups its items are then pushed into."""
+    """New responses of a conversation, as groups with the items they have so far (their watches push the
+    rest into them)."""
     return "".join(
         render_to_string(
             f"{COMPONENTS}#response-row",
-            {"conn": conn, "response": r, "items": [], "live_list": True, "live_v": ""},
+            {"conn": conn, "response": r, "items": r.output, "live_list": True, "live_v": ""},
         )
         for r in responses
     )
