@@ -72,13 +72,19 @@ def items(conn: str, response_id: str, shown: list[Item], live_v: str) -> str:
     )
 
 
-def response_rows(conn: str, responses: list[Response]) -> str:
-    """New responses of a conversation, as groups with the items they have so far (their watches push the
-    rest into them)."""
+def response_rows(conn: str, responses: list[Response], max_items: int | None = None) -> str:
+    """Responses of a conversation, as groups with the items they have so far (their watches push the rest
+    into them); a response with more than `max_items` comes without them (its page has them all)."""
     return "".join(
         render_to_string(
             f"{COMPONENTS}#response-row",
-            {"conn": conn, "response": r, "items": r.output, "live_list": True, "live_v": ""},
+            {
+                "conn": conn,
+                "response": r,
+                "items": r.output if max_items is None or len(r.output) <= max_items else [],
+                "live_list": True,
+                "live_v": "",
+            },
         )
         for r in responses
     )

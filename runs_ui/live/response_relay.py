@@ -92,8 +92,9 @@ class _Relay:
                 self.first.set_exception(BadResponse("The stream ended before it reported the response."))
 
     def _resumable(self) -> bool:
-        # Only background responses keep their events to be read again (and only once we know which).
-        return bool(self.response_id) and self.background
+        # Only background responses keep their events to be read again; and without a sequence number to
+        # start after, a resumed stream would replay deltas already applied.
+        return bool(self.response_id) and self.background and self.last is not None
 
     def _resume(self):
         return self.client.stream_response(self.response_id, starting_after=self.last)

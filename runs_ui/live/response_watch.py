@@ -72,6 +72,9 @@ class ResponseWatch(_Watch):
         self._pending = ResponseChange()
         self._pushed_at = -1e9
         self.responses: ResponsesClient | None = None
+        #: Whether this watch told the inbox about this response following another (it may have answered
+        #: a response waiting for a person).
+        self._told_inbox = False
 
     @property
     def conversation_id(self) -> str:
@@ -203,8 +206,9 @@ class ResponseWatch(_Watch):
                     self.conn, response.conversation_id, response.status, error, live_v
                 )
             groups.append(bus.INDEX_GROUP)
-            # It may now wait for a person, or (a follow-up) have answered one.
-            if response.asks_a_person or response.previous_response_id or response.conversation_id:
+            # It may now wait for a person, or (a follow-up, first seen) have answered one.
+            follows = bool(response.previous_response_id or response.conversation_id)
+            if response.asks_a_person or (follows and not self._told_inbox):
                 push["inbox"] = fragments.inbox_refresh()
                 groups.append(bus.INBOX_GROUP)
         saved = None
@@ -214,6 +218,7 @@ class ResponseWatch(_Watch):
         if not await bus.publish(fence, version, push, groups, saved, observed_at):
             raise LeaseLost(self.key)
         metrics.pushes.labels("response").inc()
+        self._told_inbox = self._told_inbox or "inbox" in push
         self.state = state
 
     def _saved_state(self, state: ResponseState, live_v: str) -> dict:
@@ -369,14 +374,15 @@ class ConversationWatch(_Watch):
         fresh_items = [i for i in items if i.id not in self.known and not produced_by_a_response(i)]
         if fresh_responses:
             await response_index.record_responses(self.conn, fresh_responses, "listed", touch=False)
-        if self.primed and (fresh_responses or fresh_items):
+        if fresh_responses or fresh_items or not self.primed:
             # The page shows what it was given before what answered it.
-            html = rf.given_items(self.conn, fresh_items) + rf.response_rows(self.conn, fresh_responses)
-            await self._publish(fence, html)
-        elif not self.primed:
-            await self._publish(fence, "")
-        self.known = {i.id for i in items} | {r.id for r in responses}
-        self.primed = True
+            fresh = rf.given_items(self.conn, fresh_items) + rf.response_rows(self.conn, fresh_responses)
+            given = [i for i in items if not produced_by_a_response(i)]
+            tail = rf.given_items(self.conn, given) + rf.response_rows(self.conn, responses, max_items=TAIL)
+            # Only the newest come back in a look, so the ids of the last look are enough.
+            self.known = {i.id for i in items} | {r.id for r in responses}
+            await self._publish(fence, fresh if self.primed else "", tail)
+            self.primed = True
         for response in responses:
             if not response.is_terminal and response.id not in self.watched:
                 self.watched.add(response.id)
@@ -401,12 +407,14 @@ class ConversationWatch(_Watch):
         snapshots = [s async for s in known]
         return [_placeholder(s) for s in reversed(snapshots)]
 
-    async def _publish(self, fence: bus.Fence | None, html: str) -> None:
+    async def _publish(self, fence: bus.Fence | None, fresh: str, tail: str) -> None:
+        """New rows to the conversation's pages; the newest rows and the ids known saved, for a page whose
+        socket was away (it adds the rows it lacks) and for a process that takes the lease over."""
         version = await bus.reserve(fence) if fence is not None else None
         if version is None:
             raise LeaseLost(self.key)
-        saved = {"known": sorted(self.known)}
-        push = {"common": fragments.merge_box(timeline=html)} if html else {}
+        saved = {"common": fragments.merge_box(timeline=tail), "known": sorted(self.known)}
+        push = {"common": fragments.merge_box(timeline=fresh)} if fresh else {}
         if not await bus.publish(fence, version, push, [bus.group_of(self.key)], saved):
             raise LeaseLost(self.key)
         metrics.pushes.labels("conversation").inc()
