@@ -11,7 +11,6 @@ from runs_ui.upstream.profiles import PROFILES
 from runs_ui.upstream.responses_client import ResponsesClient
 from runs_ui.upstream.responses_objects import ResponseEvent
 
-
 #: What a stream grows piece by piece (other fields come whole, with the item's `done` event).
 GROWN = {
     "message": "content",
