@@ -120,7 +120,7 @@ def _socket(response_id: str) -> str:
 @pytest.mark.benchmark
 @pytest.mark.timeout(900)
 async def test_watched_background_response_status_latency(bench_sandbox, request_log):
-    """Background responses of `sandbox-answer` (queued 2.5–3.5 s, then in_progress, then completed ~2.8 s
+    """Background responses of `sandbox-answer` (queued 2.5 to 3.5 s, then in_progress, then completed ~2.8 s
     later), five at a time, each with its page loaded and one socket on it; 4 batches."""
     sandbox = bench_sandbox
     responses, sockets_of, connected_at = [], {}, {}
