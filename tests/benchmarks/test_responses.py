@@ -282,7 +282,7 @@ async def test_streamed_response_item_latency(bench_sandbox, tmp_path):
     record("issue11_streamed_response_latency", figures)
 
 
-# --- upstream requests per minute, by number of viewers ------------------------------------------------------
+# --- upstream requests per minute, by number of viewers ---------------------------------------------------
 
 
 @pytest.mark.benchmark
@@ -348,7 +348,7 @@ async def test_upstream_requests_per_viewers_of_a_response(bench_sandbox, reques
     record("issue11_requests_per_viewers", figures)
 
 
-# --- a response with 600 output items: first screen --------------------------------------------------------
+# --- a response with 600 output items: first screen -------------------------------------------------------
 
 
 @pytest.mark.benchmark
