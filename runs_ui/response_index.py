@@ -154,32 +154,27 @@ async def record_responses(
 
 
 async def settle_answers(connection: str, responses: list[Response]) -> None:
-    """Responses answered by these (their previous response, earlier ones of their conversation), and these
-    if a follow-up of theirs is already known, no longer wait for a person."""
+    """Responses waiting for a person that a known follow-up answered — among these, or answered by these
+    (their previous response, earlier ones of their conversation) — stop waiting. Only waiting responses
+    are looked at: a few, whatever the number of responses recorded."""
     known = ResponseSnapshot.objects.filter(connection=connection)
-    for r in responses:
-        if r.previous_response_id:
-            await known.filter(response_id=r.previous_response_id, answered_by="").aupdate(
-                answered_by=r.id, waiting=False
-            )
-        created = _dt(r.created_at)
-        if r.conversation_id and created is not None:
-            await (
-                known.filter(conversation_id=r.conversation_id, answered_by="", created_at__lt=created)
-                .exclude(response_id=r.id)
-                .aupdate(answered_by=r.id, waiting=False)
-            )
     ids = [r.id for r in responses]
     await known.filter(response_id__in=ids, waiting=True).exclude(answered_by="").aupdate(waiting=False)
-    # These, when a follow-up of theirs is already in the index.
-    for snapshot in [s async for s in known.filter(response_id__in=ids, answered_by="", waiting=True)]:
-        later = known.filter(
-            Q(previous_response_id=snapshot.response_id)
-            | Q(conversation_id=snapshot.conversation_id, created_at__gt=snapshot.created_at)
-            if snapshot.conversation_id and snapshot.created_at
-            else Q(previous_response_id=snapshot.response_id)
-        ).exclude(response_id=snapshot.response_id)
-        follow_up = await later.order_by("created_at").afirst()
+    previous = [r.previous_response_id for r in responses if r.previous_response_id]
+    conversations = [r.conversation_id for r in responses if r.conversation_id]
+    candidates = known.filter(waiting=True, answered_by="").filter(
+        Q(response_id__in=[*ids, *previous]) | Q(conversation_id__in=conversations)
+    )
+    async for snapshot in candidates:
+        follows = Q(previous_response_id=snapshot.response_id)
+        if snapshot.conversation_id and snapshot.created_at:
+            follows |= Q(conversation_id=snapshot.conversation_id, created_at__gt=snapshot.created_at)
+        follow_up = (
+            await known.filter(follows)
+            .exclude(response_id=snapshot.response_id)
+            .order_by("created_at")
+            .afirst()
+        )
         if follow_up is not None:
             await known.filter(pk=snapshot.pk).aupdate(answered_by=follow_up.response_id, waiting=False)
 
