@@ -13,6 +13,7 @@ from runs_ui.upstream.profiles import PROFILES as UPSTREAM_PROFILES
 from sandbox.local_keys import local_secret_key, sandbox_api_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
 VAR_DIR = BASE_DIR / "var"
 
 env = Env()
@@ -34,6 +35,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", HTTPS)
 if env.bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Debug pages and error reports mask credentials, also those inside URLs (REDIS_URL, DATABASE_URL).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dashboard.error_reports.CredentialsFilter"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -169,7 +172,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # One line per record, whatever a message quotes (dashboard/log_lines.py).
+    "formatters": {
+        "plain": {
+            "()": "dashboard.log_lines.OneLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.log_level("LOG_LEVEL", "INFO")},
     # httpx logs every request line at INFO; the client logs what matters itself.
@@ -193,6 +202,17 @@ UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", 5.0, validate=R
 UPSTREAM_RETRIES = env.int("UPSTREAM_RETRIES", 3, validate=Range(min=0, max=10))
 # The most requests per second the live watchers of all processes together make to one connection.
 UPSTREAM_MAX_RPS = env.float("UPSTREAM_MAX_RPS", 20.0, validate=Range(min=0.1))
+# What the dashboard reads of an upstream (runs_ui/upstream/limits.py); a page that hits one says which.
+# Seconds one call may take in all (every attempt and retry wait); UPSTREAM_TIMEOUT is per read.
+UPSTREAM_DEADLINE = env.float("UPSTREAM_DEADLINE", 30.0, validate=Range(min=0.1))
+UPSTREAM_MAX_BODY_BYTES = env.int("UPSTREAM_MAX_BODY_BYTES", 16 * MiB, validate=Range(min=1024))
+UPSTREAM_MAX_PAGES = env.int("UPSTREAM_MAX_PAGES", 5_000, validate=Range(min=1))
+# Per walk over a list, and per export (a 50,000-step run exports whole).
+UPSTREAM_MAX_ITEMS = env.int("UPSTREAM_MAX_ITEMS", 200_000, validate=Range(min=1))
+UPSTREAM_STREAM_MAX_SECONDS = env.float("UPSTREAM_STREAM_MAX_SECONDS", 900.0, validate=Range(min=0.1))
+UPSTREAM_STREAM_MAX_BYTES = env.int("UPSTREAM_STREAM_MAX_BYTES", 64 * MiB, validate=Range(min=1024))
+UPSTREAM_STREAM_MAX_EVENTS = env.int("UPSTREAM_STREAM_MAX_EVENTS", 100_000, validate=Range(min=1))
+UPSTREAM_STREAM_MAX_LINE_BYTES = env.int("UPSTREAM_STREAM_MAX_LINE_BYTES", 4 * MiB, validate=Range(min=1024))
 # Fernet key for API keys of connections added in the admin; derived from SECRET_KEY when unset.
 CONNECTIONS_ENCRYPTION_KEY = env.str("CONNECTIONS_ENCRYPTION_KEY", "")
 

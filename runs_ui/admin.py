@@ -2,9 +2,11 @@
 the response index."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
-from .connections import encrypt_key
+from .connections import UNREADABLE_KEY, encrypt_key, key_status
 from .models import AuditRecord, Connection, ConversationEntry, ResponseSnapshot, RunSnapshot, ThreadEntry
 from .upstream.profiles import PROFILES
 
@@ -45,15 +47,38 @@ class ConnectionForm(forms.ModelForm):
         return connection
 
 
+KEY_STATUS = {"set": "set", "none": "not set", "unreadable": "cannot be decrypted — enter it again"}
+
+
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     form = ConnectionForm
-    list_display = ["name", "slug", "profile", "base_url", "has_key"]
+    list_display = ["name", "slug", "profile", "base_url", "api_key_status"]
     prepopulated_fields = {"slug": ["name"]}
 
-    @admin.display(boolean=True, description="API key set")
-    def has_key(self, obj):
-        return bool(obj.api_key_encrypted)
+    @admin.display(description="API key")
+    def api_key_status(self, obj):
+        return KEY_STATUS[key_status(obj)]
+
+    # The key is typed into this form: a debug page or an error report must not show it.
+    @method_decorator(sensitive_post_parameters("api_key"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "GET" and object_id:
+            connection = self.get_object(request, object_id)
+            if connection is not None and key_status(connection) == "unreadable":
+                self.message_user(request, UNREADABLE_KEY, messages.ERROR)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        unreadable = [c.name for c in Connection.objects.all() if key_status(c) == "unreadable"]
+        if unreadable and request.method == "GET":
+            self.message_user(
+                request,
+                f"The API key of {', '.join(unreadable)} cannot be decrypted (the encryption key changed): "
+                "open the connection and enter its key again.",
+                messages.ERROR,
+            )
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(AuditRecord)

@@ -14,11 +14,24 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.http import Http404
+from django.views.decorators.debug import sensitive_variables
 
 from .models import DEFAULT_CONNECTION, Connection
 from .upstream.client import AssistantsClient
+from .upstream.limits import Limits
 from .upstream.profiles import PROFILES
 from .upstream.responses_client import ResponsesClient
+
+#: What a connection's pages and the admin say when its stored key no longer decrypts.
+UNREADABLE_KEY = (
+    "The API key stored for this connection cannot be decrypted: it was encrypted under another "
+    "SECRET_KEY or CONNECTIONS_ENCRYPTION_KEY (changed or rotated since). Nothing is sent without it: "
+    "an admin must enter the key again in the admin (Connections)."
+)
+
+
+class UnreadableKey(Exception):
+    """A stored key that the current encryption key cannot decrypt."""
 
 
 def _fernet() -> Fernet:
@@ -28,18 +41,31 @@ def _fernet() -> Fernet:
     return Fernet(key)
 
 
+@sensitive_variables()
 def encrypt_key(api_key: str) -> str:
     return _fernet().encrypt(api_key.encode()).decode() if api_key else ""
 
 
+@sensitive_variables()
 def decrypt_key(token: str) -> str:
+    """The stored key ("" when none is stored); UnreadableKey when it cannot be decrypted."""
     if not token:
         return ""
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        # The encryption key changed: behave as "no key", so the page says authentication failed.
-        return ""
+        raise UnreadableKey from None
+
+
+def key_status(connection: Connection) -> str:
+    """ "set", "none" or "unreadable" (for the admin; never the key)."""
+    if not connection.api_key_encrypted:
+        return "none"
+    try:
+        decrypt_key(connection.api_key_encrypted)
+    except UnreadableKey:
+        return "unreadable"
+    return "set"
 
 
 @dataclass(frozen=True)
@@ -67,17 +93,27 @@ def _client_settings() -> dict:
         "timeout": settings.UPSTREAM_TIMEOUT,
         "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT,
         "retries": settings.UPSTREAM_RETRIES,
+        "limits": Limits(
+            deadline=settings.UPSTREAM_DEADLINE,
+            max_body_bytes=settings.UPSTREAM_MAX_BODY_BYTES,
+            max_pages=settings.UPSTREAM_MAX_PAGES,
+            max_items=settings.UPSTREAM_MAX_ITEMS,
+            stream_seconds=settings.UPSTREAM_STREAM_MAX_SECONDS,
+            stream_bytes=settings.UPSTREAM_STREAM_MAX_BYTES,
+            stream_events=settings.UPSTREAM_STREAM_MAX_EVENTS,
+            stream_line_bytes=settings.UPSTREAM_STREAM_MAX_LINE_BYTES,
+        ),
     }
 
 
+# The key goes straight from the settings or the database into the client's KeyAuth: no local variable
+# holds it, and a debug page shows none of these frames' variables.
+@sensitive_variables()
 def default_client() -> AssistantsClient:
-    if settings.ASSISTANTS_API_BASE_URL:
-        base_url, key = settings.ASSISTANTS_API_BASE_URL, settings.ASSISTANTS_API_KEY
-    else:
-        base_url, key = settings.SANDBOX_BASE_URL, settings.SANDBOX_API_KEY
+    sandbox = not settings.ASSISTANTS_API_BASE_URL
     return AssistantsClient(
-        base_url,
-        key,
+        settings.SANDBOX_BASE_URL if sandbox else settings.ASSISTANTS_API_BASE_URL,
+        settings.SANDBOX_API_KEY if sandbox else settings.ASSISTANTS_API_KEY,
         PROFILES[settings.ASSISTANTS_API_PROFILE],
         settings.ASSISTANTS_API_VERSION,
         name=DEFAULT_CONNECTION,
@@ -85,15 +121,29 @@ def default_client() -> AssistantsClient:
     )
 
 
+@sensitive_variables()
 def client_for(connection: Connection) -> AssistantsClient:
-    return AssistantsClient(
-        connection.base_url,
-        decrypt_key(connection.api_key_encrypted),
-        PROFILES[connection.profile],
-        connection.api_version,
-        name=connection.slug,
-        **_client_settings(),
-    )
+    """The client of an admin-added connection; one whose key no longer decrypts refuses every call with
+    a Misconfigured error that says so (rather than calling without a key)."""
+    try:
+        return AssistantsClient(
+            connection.base_url,
+            decrypt_key(connection.api_key_encrypted),
+            PROFILES[connection.profile],
+            connection.api_version,
+            name=connection.slug,
+            **_client_settings(),
+        )
+    except UnreadableKey:
+        return AssistantsClient(
+            connection.base_url,
+            "",
+            PROFILES[connection.profile],
+            connection.api_version,
+            name=connection.slug,
+            key_problem=UNREADABLE_KEY,
+            **_client_settings(),
+        )
 
 
 async def aget_client(slug: str) -> AssistantsClient:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 
 import nh3
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
 from .upstream.objects import TextPart
+from .upstream.text import to_json
 
 # Raw HTML in markdown is escaped, not passed through; markdown-it already refuses javascript: links,
 # and nh3 is the second line: only http(s)/mailto links, no images (a remote image is a tracking pixel).
@@ -53,8 +53,9 @@ def message_text(part: TextPart) -> tuple[SafeString, list[dict]]:
 
 
 def pretty(value) -> str:
-    """Any JSON value as indented text (the template escapes it)."""
+    """Any JSON value as indented text (the template escapes it), exactly as sent: a string that had lone
+    surrogates or NUL shows their escapes here ("\\ud800"); the page shows markers (upstream/text.py)."""
     try:
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+        return to_json(value, indent=2)
     except (TypeError, ValueError, RecursionError):
         return repr(value)

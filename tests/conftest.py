@@ -6,6 +6,26 @@ from tests.sandbox_server import SandboxServer, running_sandbox
 
 pytest_plugins = ["tests.fixtures"]
 
+#: Tests whose behaviour does not depend on the database or the channel layer (or that start processes
+#: and a Redis of their own): `make test` runs them once, in the PostgreSQL + Redis pass; the SQLite pass
+#: runs the rest (`-m "not once"`).
+ONCE = (
+    "tests/upstream/",
+    "tests/settings/",
+    "tests/e2e/",
+    "tests/live/test_faults.py",
+    "tests/live/test_multiprocess.py",
+    "tests/live/test_budget.py",
+    "tests/live/test_store.py",
+    "tests/live/test_stream_deltas.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(part in item.nodeid for part in ONCE):
+            item.add_marker(pytest.mark.once)
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> SandboxServer:

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 #: How far ahead of the schedule each priority may run, in seconds of the connection's budget.
 ALLOWANCE = {0: 0.1, 1: 0.05, 2: 0.0}
+#: Slots this far in the past are still used: a waiter that woke a few milliseconds late (a busy event
+#: loop, a round trip to Redis) would otherwise lose its slot, and the budget would never be reached.
+SLACK = 0.05
+#: The most waiters one round trip to the store serves at once.
+BATCH = 16
 #: A 429 without Retry-After pauses the connection this long.
 DEFAULT_PAUSE = 1.0
 
@@ -89,30 +94,35 @@ class Budget:
     def _bucket(self, conn: str) -> str:
         return f"budget:{conn}"
 
-    async def _slot(self, conn: str, priority: int) -> float:
+    async def _slots(self, conn: str, priority: int, count: int) -> tuple[int, float]:
         interval = 1.0 / self.rate(conn)
+        args = (self._bucket(conn), interval, ALLOWANCE[priority], SLACK, count)
         try:
-            return await self.shared().take_slot(self._bucket(conn), interval, ALLOWANCE[priority])
+            return await self.shared().take_slots(*args)
         except StoreUnavailable:
-            return await self._fallback.take_slot(self._bucket(conn), interval, ALLOWANCE[priority])
+            return await self._fallback.take_slots(*args)
 
     async def _pump(self, conn: str) -> None:
-        """Serves this process's waiters for one connection, head first, while there are any."""
+        """Serves this process's waiters for one connection, head first, while there are any: as many at
+        once as the budget allows (of the head's priority), in one round trip."""
         queue = self._waiting[conn]
         wake = self._wake[conn]
         while queue:
-            priority, _, _, future = queue[0]
-            if future.done():  # its watch was stopped while it waited
+            while queue and queue[0][3].done():  # their watches were stopped while they waited
                 heapq.heappop(queue)
-                continue
-            wait = await self._slot(conn, priority)
-            if wait <= 0:
-                heapq.heappop(queue)
+            if not queue:
+                break
+            priority = queue[0][0]
+            same = sum(1 for item in queue if item[0] == priority and not item[3].done())
+            granted, wait = await self._slots(conn, priority, min(same, BATCH))
+            while granted and queue:
+                _, _, _, future = heapq.heappop(queue)
                 if not future.done():
                     future.set_result(None)
-                continue
-            wake.clear()
-            await self.clock.wait_for(wake, wait)
+                    granted -= 1
+            if wait > 0:
+                wake.clear()
+                await self.clock.wait_for(wake, wait)
 
     def waiting(self, conn: str) -> int:
         return sum(1 for item in self._waiting.get(conn, []) if not item[3].done())

@@ -23,8 +23,10 @@ class Clock:
         """Wait until `event` is set or `seconds` pass; whether it was set."""
         if event.is_set():
             return True
+        # asyncio.timeout, not wait_for: no task per wait (hundreds of watches sleep this way).
         try:
-            await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
+            async with asyncio.timeout(max(0.0, seconds)):
+                await event.wait()
         except TimeoutError:
             return False
         return True

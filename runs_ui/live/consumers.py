@@ -62,6 +62,35 @@ def _entries_since(since: float):
     return ThreadEntry.objects.filter(first_seen__gt=moment).order_by("-last_seen")[:50]
 
 
+#: What the home list and the inbox follow, read once for all of this process's sockets every few seconds.
+_followed_cache: dict[str, tuple[float, set]] = {}
+FOLLOWED_CACHE_SECONDS = 5.0
+
+
+async def _followed(page: str) -> set[tuple[str, str, str, str]]:
+    """("run", connection, thread, run) of the runs a home list or inbox page follows, and ("response",
+    connection, "", response) of the unfinished responses (which may end waiting for a person, or change
+    the index)."""
+    hit = _followed_cache.get(page)
+    if hit and time.monotonic() - hit[0] < FOLLOWED_CACHE_SECONDS:
+        return hit[1]
+    if page == "index":
+        active = ThreadEntry.objects.exclude(latest_status__in=[*RUN_TERMINAL, ""])
+        entries = active.order_by("-last_seen").values_list("connection", "thread_id", "latest_run_id")
+        wanted = {
+            ("run", c, t, r)
+            async for c, t, r in entries[: settings.LIVE_INDEX_WATCH_LIMIT]
+            if is_id("run", r)
+        }
+    else:
+        active = RunSnapshot.objects.exclude(status__in=RUN_TERMINAL).order_by("-updated_at")
+        rows = active.values_list("connection", "thread__thread_id", "run_id")
+        wanted = {("run", c, t, r) async for c, t, r in rows[: settings.LIVE_INBOX_WATCH_LIMIT]}
+    wanted |= set(await response_sockets.followed(page))
+    _followed_cache[page] = (time.monotonic(), wanted)
+    return wanted
+
+
 def _layer_error(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, ConnectionError, StoreUnavailable)) or type(exc).__module__.startswith(
         "redis"
@@ -108,8 +137,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             except Exception as exc:
                 if not _layer_error(exc):
                     raise
-                await hub.bus_down(exc)
-                await asyncio.sleep(1.0)
+                # A read timing out under load is not an outage: the hub asks Redis before telling pages.
+                await hub.check_bus(exc)
+                await asyncio.sleep(0.2 if not hub.down else 1.0)
 
     async def dispatch(self, message):
         # A push touches no database, so it skips Channels' per-message close_old_connections: a hop
@@ -242,33 +272,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def refresh_interest(self) -> None:
         """The home list follows (slowly) the active latest runs of the threads it shows; the inbox every
         active indexed run, so the runs that start waiting for tool outputs show up."""
-        if self.page == "index":
-            entries = ThreadEntry.objects.exclude(latest_status__in=[*RUN_TERMINAL, ""]).order_by(
-                "-last_seen"
-            )
-            wanted = [
-                ("run", e.connection, e.thread_id, e.latest_run_id)
-                async for e in entries[: settings.LIVE_INDEX_WATCH_LIMIT]
-                if is_id("run", e.latest_run_id)
-            ]
-        elif self.page == "inbox":
-            active = (
-                RunSnapshot.objects.exclude(status__in=RUN_TERMINAL)
-                .select_related("thread")
-                .order_by("-updated_at")
-            )
-            wanted = [
-                ("run", s.connection, s.thread.thread_id, s.run_id)
-                async for s in active[: settings.LIVE_INBOX_WATCH_LIMIT]
-            ]
-        else:
+        if self.page not in ("index", "inbox"):
             return
-        # And the unfinished responses (which may end waiting for a person, or change the index).
-        wanted += await response_sockets.followed(self.page)
+        wanted = await _followed(self.page)
         current = {(k, c, t, r) for k, c, t, r, _ in self.interest}
-        for kind, conn, thread_id, run_id in set(wanted) - current:
+        for kind, conn, thread_id, run_id in wanted - current:
             self._watch(kind, conn, thread_id, run_id, Priority.BACKGROUND)
-        gone = current - set(wanted)
+        gone = current - wanted
         for kind, conn, thread_id, run_id in gone:
             self._unregister(kind, conn, thread_id, run_id)
         self.interest = [i for i in self.interest if (i[0], i[1], i[2], i[3]) not in gone]
@@ -428,9 +438,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise
 
     async def rejoin(self) -> None:
-        """The store is back (perhaps empty): join the groups again, and catch up."""
+        """The store is back (perhaps empty): join the groups again, and send the whole state again (the
+        page was told updates were interrupted; the state says what is true now)."""
         await self._join_groups()
-        await self.resync()
+        async with self._delivering:
+            self.seen.clear()
+            await self._resync()
 
     async def interrupted(self) -> None:
         """Said on the page while the bus is away (no version: the resync replaces it)."""

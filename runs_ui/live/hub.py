@@ -92,6 +92,17 @@ class Hub:
             self._sessions_checked = now
             await self._check_sessions()
 
+    async def check_bus(self, exc: Exception) -> None:
+        """A socket's receive failed: an outage (Redis does not answer) or a passing hiccup under load."""
+        if self.down:
+            return
+        try:
+            await asyncio.wait_for(store().ping(), timeout=2)
+        except Exception:
+            await self.bus_down(exc)
+        else:
+            log.info("a socket's receive failed (%s); Redis answers, so it only retries", exc)
+
     async def bus_down(self, exc: Exception) -> None:
         """The store or channel layer failed (seen here or by a socket): say so on every page, once."""
         if self.down:

@@ -96,7 +96,7 @@ async def start(conn: str, client, open_stream, *, known: Run | None = None) -> 
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     try:
-        return await asyncio.wait_for(asyncio.shield(first), timeout=settings.UPSTREAM_TIMEOUT + 5)
+        return await asyncio.wait_for(asyncio.shield(first), timeout=settings.UPSTREAM_DEADLINE + 5)
     except TimeoutError:
         first.cancel()  # the relay goes on (a late run is still relayed) but reports to nobody
         raise UpstreamTimeout(

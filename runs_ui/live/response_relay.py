@@ -149,7 +149,7 @@ async def start(conn: str, client: ResponsesClient, fields: dict) -> Started:
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     try:
-        return await asyncio.wait_for(asyncio.shield(first), timeout=settings.UPSTREAM_TIMEOUT + 5)
+        return await asyncio.wait_for(asyncio.shield(first), timeout=settings.UPSTREAM_DEADLINE + 5)
     except TimeoutError:
         first.cancel()
         raise UpstreamTimeout(

@@ -40,6 +40,7 @@ from .watcher import (
     PIN_SECONDS,
     RUN_GETS_PER_SECOND,
     STATE_SAVE_SECONDS,
+    LeaseKeeper,
     LeaseLost,
     TokenBucket,
     _Watch,
@@ -68,7 +69,6 @@ class ResponseWatch(_Watch):
         #: Set while a stream relays this response; the poller stands by.
         self.streaming = False
         self.stream: bus.Fence | None = None
-        self._stream_keeper: asyncio.Task | None = None
         self._pending = ResponseChange()
         self._pushed_at = -1e9
         self.responses: ResponsesClient | None = None
@@ -112,14 +112,16 @@ class ResponseWatch(_Watch):
             await self.sleep(LEASE_RETRY)  # the stream is the source while it lasts
             return False
         if not await self.hold():
-            await self.sleep(LEASE_RETRY)
+            await self.sleep(self.lease_retry())
             return False
+        started = self.clock.monotonic()
         finished = await self.poll(self._client(client))
         await self.recovered()
         if finished:
             await self.finish()
             return True
-        await self.sleep(self.interval())
+        # Looks start every interval (the time a look took is not added to the wait between them).
+        await self.sleep(self.interval() - (self.clock.monotonic() - started))
         return False
 
     async def poll(self, client: ResponsesClient) -> bool:
@@ -257,20 +259,14 @@ class ResponseWatch(_Watch):
         ttl = self.lease_ttl()
         token = await store().acquire(self.key, owner, ttl, steal=True)
         self.stream = bus.Fence(self.key, owner, token, ttl)
-        self._stream_keeper = background(self._keep_stream(self.stream), "lease-response-relay")
+        # If it is lost (another publisher took over), the stream's next publish is refused and it stops.
+        self.watcher.keeper.keep(self.stream, lambda: None)
         self.state = ResponseState()
         self._pending = ResponseChange()
         if known is not None:
             await self.stream_event(
                 ResponseEvent(f"response.{known.status}", None, known, None, "", None, None, None, None, {})
             )
-
-    async def _keep_stream(self, fence: bus.Fence) -> None:
-        while True:
-            await self.clock.sleep(fence.ttl / 3)
-            with contextlib.suppress(StoreUnavailable):
-                if not await store().renew(fence.key, fence.owner, fence.token, fence.ttl):
-                    return  # the next publish is refused, and the relay stops
 
     async def stream_event(self, event: ResponseEvent) -> None:
         """One event: applied to the state and pushed (text deltas at most every DELTA_PUSH_SECONDS).
@@ -305,9 +301,8 @@ class ResponseWatch(_Watch):
                 with contextlib.suppress(LeaseLost, StoreUnavailable):
                     await self._flush()
         finally:
-            if self._stream_keeper is not None:
-                self._stream_keeper.cancel()
-                self._stream_keeper = None
+            if fence is not None:
+                self.watcher.keeper.drop(fence)
             self.stream = None
             self.streaming = False
             if fence is not None:
@@ -347,16 +342,17 @@ class ConversationWatch(_Watch):
 
     async def step(self, client) -> bool:
         if not await self.hold():
-            await self.sleep(LEASE_RETRY)
+            await self.sleep(self.lease_retry())
             return False
         if not self.primed:
             saved = await store().state(self.key)
             if saved:
                 self.known = set(saved.get("known") or [])
                 self.primed = True
+        started = self.clock.monotonic()
         await self.poll(ResponsesClient(client))
         await self.recovered()
-        await self.sleep(self.interval())
+        await self.sleep(self.interval() - (self.clock.monotonic() - started))
         return False
 
     async def poll(self, client: ResponsesClient) -> None:
@@ -450,6 +446,8 @@ class ResponseWatcher:
 
     def __init__(self, clock: Clock = clock):
         self.clock = clock
+        #: Renews the leases of these watches (and of their streams), as watcher.py's keeper does for runs.
+        self.keeper = LeaseKeeper(clock)
         self.responses: dict[tuple[str, str], ResponseWatch] = {}
         self.conversations: dict[tuple[str, str], ConversationWatch] = {}
 
@@ -535,10 +533,9 @@ class ResponseWatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         for watch in watches:
             watch._drop_lease()
-            if isinstance(watch, ResponseWatch) and watch._stream_keeper is not None:
-                watch._stream_keeper.cancel()
         self.responses.clear()
         self.conversations.clear()
+        await self.keeper.stop()
 
 
 response_watcher = ResponseWatcher()

@@ -120,15 +120,23 @@ class MemoryStore:
         return None
 
     async def acquire(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> int:
+        return (await self.claim(key, owner, ttl, steal=steal))[0]
+
+    async def claim(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> tuple[int, float]:
+        """(token, 0) when the lease is this owner's now; (0, seconds until it expires) when another holds
+        it."""
         held = self._held(key)
         if held and held[0] == owner:
             self._leases[key] = (owner, held[1], self._now() + ttl)
-            return held[1]
+            return held[1], 0.0
         if held and not steal:
-            return 0
+            return 0, max(0.0, self._leases[key][2] - self._now())
         token = self._fences[key] = self._fences.get(key, 0) + 1
         self._leases[key] = (owner, token, self._now() + ttl)
-        return token
+        return token, 0.0
+
+    async def renew_many(self, leases: list[tuple[str, str, int, float]]) -> list[bool]:
+        return [await self.renew(*lease) for lease in leases]
 
     async def renew(self, key: str, owner: str, token: int, ttl: float) -> bool:
         if self._held(key) != (owner, token):
@@ -196,17 +204,24 @@ class MemoryStore:
     async def boot_marker(self) -> str:
         return self._boot
 
-    async def take_slot(self, bucket: str, interval: float, allowance: float) -> float:
-        """GCRA: 0 when a request may go now (and it is counted), else the seconds to wait."""
+    async def take_slots(
+        self, bucket: str, interval: float, allowance: float, slack: float, count: int = 1
+    ) -> tuple[int, float]:
+        """GCRA: up to `count` requests that may go now (counted), and if none may, the seconds to wait.
+
+        A request may go when the bucket's next slot is at most `allowance` ahead of now; slots up to
+        `slack` in the past are still used (a waiter that woke a little late loses nothing)."""
         now = self.clock.monotonic()
         paused = self._pauses.get(bucket, 0.0)
         if paused > now:
-            return paused - now
-        tat = max(self._slots.get(bucket, 0.0), now)
-        if tat - now <= allowance:
-            self._slots[bucket] = tat + interval
-            return 0.0
-        return tat - now - allowance
+            return 0, paused - now
+        tat = max(self._slots.get(bucket, 0.0), now - slack)
+        granted = 0
+        while granted < count and tat - now <= allowance:
+            tat += interval
+            granted += 1
+        self._slots[bucket] = tat
+        return granted, 0.0 if granted else tat - now - allowance
 
     async def pause_bucket(self, bucket: str, seconds: float) -> None:
         until = self.clock.monotonic() + seconds
@@ -219,20 +234,21 @@ class MemoryStore:
 
 # --- Redis: every process -------------------------------------------------------------------------
 
+# Returns {token, 0} when the lease is the owner's now, {0, ms until it expires} when another holds it.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
 if current then
   local owner, token = string.match(current, '^(.*)|(%d+)$')
   if owner == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return tonumber(token)
+    return {tonumber(token), 0}
   end
-  if ARGV[3] ~= '1' then return 0 end
+  if ARGV[3] ~= '1' then return {0, redis.call('PTTL', KEYS[1])} end
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
-return token
+return {token, 0}
 """
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
@@ -278,17 +294,21 @@ redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
 return 1
 """
 # GCRA (generic cell rate algorithm) on Redis's clock, in ms: KEYS tat, pause; ARGV interval, allowance.
-_TAKE_SLOT = """
+_TAKE_SLOTS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return tostring(paused - now) end
-local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-if tat - now <= tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[1], tostring(tat + tonumber(ARGV[1])), 'PX', 60000)
-  return '0'
+if paused > now then return {0, tostring(paused - now)} end
+local interval, allowance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now - tonumber(ARGV[3]))
+local granted = 0
+while granted < tonumber(ARGV[4]) and tat - now <= allowance do
+  tat = tat + interval
+  granted = granted + 1
 end
-return tostring(tat - now - tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], tostring(tat), 'PX', 60000)
+if granted > 0 then return {granted, '0'} end
+return {0, tostring(tat - now - allowance)}
 """
 _PAUSE = """
 local t = redis.call('TIME')
@@ -361,11 +381,30 @@ class RedisStore:
         names = _names(key)
         return [self._k(names[kind]) for kind in kinds]
 
-    @_unavailable
     async def acquire(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> int:
+        return (await self.claim(key, owner, ttl, steal=steal))[0]
+
+    @_unavailable
+    async def claim(self, key: str, owner: str, ttl: float, *, steal: bool = False) -> tuple[int, float]:
+        """(token, 0) when the lease is this owner's now; (0, seconds until it expires) when another holds
+        it."""
         keys = self._keys(key, "lease", "fence")
         args = [owner, int(ttl * 1000), "1" if steal else "0", VERSION_TTL_SECONDS]
-        return int(await self._script(_ACQUIRE)(keys=keys, args=args))
+        token, left_ms = await self._script(_ACQUIRE)(keys=keys, args=args)
+        return int(token), max(0.0, int(left_ms) / 1000)
+
+    @_unavailable
+    async def renew_many(self, leases: list[tuple[str, str, int, float]]) -> list[bool]:
+        """Renew several leases in one round trip: [(key, owner, token, ttl), …] → held, for each."""
+        if not leases:
+            return []
+        script = self._script(_RENEW)
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for key, owner, token, ttl in leases:
+                await script(
+                    keys=self._keys(key, "lease"), args=[f"{owner}|{token}", int(ttl * 1000)], client=pipe
+                )
+            return [bool(r) for r in await pipe.execute()]
 
     @_unavailable
     async def renew(self, key: str, owner: str, token: int, ttl: float) -> bool:
@@ -452,10 +491,13 @@ class RedisStore:
         return value.decode() if value else ""
 
     @_unavailable
-    async def take_slot(self, bucket: str, interval: float, allowance: float) -> float:
+    async def take_slots(
+        self, bucket: str, interval: float, allowance: float, slack: float, count: int = 1
+    ) -> tuple[int, float]:
         keys = [self._k(f"slot:{bucket}"), self._k(f"pause:{bucket}")]
-        wait_ms = await self._script(_TAKE_SLOT)(keys=keys, args=[interval * 1000, allowance * 1000])
-        return float(wait_ms) / 1000
+        args = [interval * 1000, allowance * 1000, slack * 1000, count]
+        granted, wait_ms = await self._script(_TAKE_SLOTS)(keys=keys, args=args)
+        return int(granted), float(wait_ms) / 1000
 
     @_unavailable
     async def pause_bucket(self, bucket: str, seconds: float) -> None:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import random
+from collections.abc import Callable
 
 from django.conf import settings
 from django.utils import timezone
@@ -46,8 +46,11 @@ RUN_GETS_PER_SECOND = 2.0
 DETAIL_GETS_PER_SECOND = 1 / 3
 #: The run is polled every tick; its newest steps every STEPS_EVERY ticks, and whenever the run changed.
 STEPS_EVERY = 5
-#: How often a watch that does not hold its lease checks whether it is free.
+#: The longest a run page's watch waits before checking its lease again (others wait until the holder's
+#: lease would expire: the store says when).
 LEASE_RETRY = 1.0
+#: The keeper renews every held lease of this process in one round trip, looking this often.
+KEEPER_TICK = 0.25
 #: An action keeps its run watched this long, whether or not anybody is looking.
 PIN_SECONDS = 180.0
 MAX_ERROR_DELAY = 60.0
@@ -115,6 +118,57 @@ class TokenBucket:
             await self.clock.sleep((1 - self.tokens) / self.rate)
 
 
+class LeaseKeeper:
+    """Renews every lease this process holds, whatever each watch is doing (a poll may wait long for the
+    budget or an upstream): one task and one round trip for all of them, each renewed every third of its
+    life. A process that stalls stops renewing, and another takes over."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self._leases: dict[bus.Fence, tuple[Callable[[], None], float]] = {}
+        self._task: asyncio.Task | None = None
+
+    def keep(self, fence: bus.Fence, on_lost: Callable[[], None]) -> None:
+        self._leases[fence] = (on_lost, self.clock.monotonic() + fence.ttl / 3)
+        if self._task is None or self._task.done():
+            self._task = background(self._run(), "lease-keeper")
+
+    def drop(self, fence: bus.Fence) -> None:
+        self._leases.pop(fence, None)
+
+    async def _run(self) -> None:
+        while self._leases:
+            await self.clock.sleep(KEEPER_TICK)
+            now = self.clock.monotonic()
+            due = [f for f, (_, at) in self._leases.items() if at <= now]
+            if not due:
+                continue
+            try:
+                held = await store().renew_many([(f.key, f.owner, f.token, f.ttl) for f in due])
+            except StoreUnavailable:
+                continue  # if one expires meanwhile, its next publish is refused and says so
+            except Exception:
+                log.exception("renewing leases failed")
+                continue
+            for fence, still in zip(due, held, strict=True):
+                entry = self._leases.get(fence)
+                if entry is None:
+                    continue
+                if still:
+                    self._leases[fence] = (entry[0], now + fence.ttl / 3)
+                else:
+                    del self._leases[fence]
+                    entry[0]()
+
+    async def stop(self) -> None:
+        self._leases.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        self._task = None
+
+
 class LeaseLost(Exception):
     """This publisher no longer holds the object's lease: its result was refused."""
 
@@ -138,9 +192,10 @@ class _Watch:
         self.stopping = False
         self.owner = f"{PROCESS_ID}/{self.kind}-{next(_ids)}"
         self.fence: bus.Fence | None = None
-        self._keeper: asyncio.Task | None = None
         #: Set by the keeper when a renewal found the lease gone.
         self.lost = asyncio.Event()
+        #: Seconds until another holder's lease expires, as last seen.
+        self.lease_free_in = 0.0
         self._waited_for_lease = False
         #: What the pages' "delayed" banner says ("" when live updates are current).
         self.notice = ""
@@ -178,7 +233,10 @@ class _Watch:
     # --- the lease -----------------------------------------------------------------------------
 
     def lease_ttl(self) -> float:
-        return settings.WATCH_LEASE_SECONDS
+        """Long enough to outlast two polls: a run page's lease is taken over within WATCH_LEASE_SECONDS
+        of its holder dying; the home list's slower watches renew (and are taken over) less often."""
+        interval = self.interval() if self.holders or self.pinned else 0.0
+        return max(settings.WATCH_LEASE_SECONDS, 2 * interval + 1)
 
     async def hold(self) -> bool:
         """Whether this watch holds its lease, taking it if it is free."""
@@ -186,38 +244,34 @@ class _Watch:
             return True
         self._drop_lease()
         ttl = self.lease_ttl()
-        token = await store().acquire(self.key, self.owner, ttl)
+        token, left = await store().claim(self.key, self.owner, ttl)
         if not token:
             self._waited_for_lease = True
+            # Another process holds it: look again right after it would expire (if it stops renewing).
+            self.lease_free_in = left
             return False
         if self._waited_for_lease:
             metrics.lease_takeovers.inc()
             self._waited_for_lease = False
         self.fence = bus.Fence(self.key, self.owner, token, ttl)
         self.lost.clear()
-        self._keeper = background(self._keep(self.fence), f"lease-{self.kind}")
+        self.watcher.keeper.keep(self.fence, self._lease_gone)
         self.lease_taken()
         return True
 
-    async def _keep(self, fence: bus.Fence) -> None:
-        """Renew the lease every third of its life, whatever the watch is doing (a poll may wait long for
-        the budget or an upstream). A process that stalls stops renewing, and another takes over."""
-        while True:
-            await self.clock.sleep(fence.ttl / 3)
-            try:
-                held = await store().renew(fence.key, fence.owner, fence.token, fence.ttl)
-            except StoreUnavailable:
-                continue  # if it expires meanwhile, the next publish is refused and says so
-            if not held:
-                self.lost.set()
-                self.wake.set()
-                return
+    def _lease_gone(self) -> None:
+        """The keeper found the lease taken (or expired and taken): stop publishing, look again."""
+        self.lost.set()
+        self.wake.set()
+
+    def lease_retry(self) -> float:
+        """How long a watch that does not hold its lease waits before trying again."""
+        longest = LEASE_RETRY if self.priority() == Priority.FOREGROUND else 10.0
+        return min(max(self.lease_free_in + 0.05, 0.2), longest)
 
     def _drop_lease(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            self._keeper = None
         if self.fence is not None:
+            self.watcher.keeper.drop(self.fence)
             self.fence = None
             self.lease_lost()
 
@@ -240,7 +294,7 @@ class _Watch:
         try:
             client = await aget_client(self.conn)
             # The loop is the retry: a poll fails fast and the watch backs off, holding its lease.
-            self.client = dataclasses.replace(client, retries=0)
+            self.client = client.without_retries()
             while self.interested():
                 try:
                     if await self.step(self.client):
@@ -321,7 +375,6 @@ class RunWatch(_Watch):
         self.streaming = False
         #: That stream's own lease and fence.
         self.stream: bus.Fence | None = None
-        self._stream_keeper: asyncio.Task | None = None
         self._pending = Change()
         self._pushed_at = -1e9
         #: The status this watch last published (the inbox hears when a run enters or leaves
@@ -373,14 +426,16 @@ class RunWatch(_Watch):
             await self.sleep(LEASE_RETRY)  # the stream is the source while it lasts
             return False
         if not await self.hold():
-            await self.sleep(LEASE_RETRY)
+            await self.sleep(self.lease_retry())
             return False
+        started = self.clock.monotonic()
         finished = await self.poll(client)
         await self.recovered()
         if finished:
             await self.finish()
             return True
-        await self.sleep(self.interval())
+        # Polls start every interval (the time a poll took is not added to the wait between them).
+        await self.sleep(self.interval() - (self.clock.monotonic() - started))
         return False
 
     async def poll(self, client) -> bool:
@@ -402,9 +457,10 @@ class RunWatch(_Watch):
             state, change = self.state, Change()
         # Steps and messages are fetched when their share of the budget allows (within a few seconds),
         # never holding up the next poll of the run; the one final look at an ended run takes them at once,
-        # on credit.
+        # on credit. Runs only the home list or inbox follow need neither: those pages show statuses.
         now = run.is_terminal
-        self.steps_due = self.steps_due or change.run_changed or self.polls % STEPS_EVERY == 0
+        detailed = self.priority() != Priority.BACKGROUND
+        self.steps_due = detailed and (self.steps_due or change.run_changed or self.polls % STEPS_EVERY == 0)
         if self.steps_due and self._detail_allowed(now):
             self.steps_due = False
             page = await self._get(
@@ -413,7 +469,7 @@ class RunWatch(_Watch):
             state, found = state.diff(run, steps=page.data)
             change = change.merged(found)
             self.messages_due = self.messages_due or state.messages_due(found.steps)
-        if (self.messages_due or run.is_terminal) and self._detail_allowed(now):
+        if detailed and (self.messages_due or run.is_terminal) and self._detail_allowed(now):
             self.messages_due = False
             page = await self._get(
                 lambda: client.list_messages(self.thread_id, run_id=self.run_id, limit=TAIL, order="desc")
@@ -475,9 +531,12 @@ class RunWatch(_Watch):
         steps = list(state.steps.values())
         push = {}
         groups = list(self.groups)
+        rendered = {}
+        if change.run_changed or save:
+            rendered = fragments.header(self.conn, run, name, state.transitions, steps, live_v)
+            rendered["row"] = fragments.row_head(self.conn, run, name, live_v)
         if change.run_changed:
-            push.update(fragments.header(self.conn, run, name, state.transitions, steps, live_v))
-            push["row"] = fragments.row_head(self.conn, run, name, live_v)
+            push.update(rendered)
         push["common"] = fragments.merge_box(
             steps=fragments.steps(self.conn, run, list(change.steps), dict(state.messages), live_v),
             run_id=run.id,
@@ -500,7 +559,7 @@ class RunWatch(_Watch):
                 groups.append(bus.INBOX_GROUP)
         saved = None
         if save or change.run_changed:
-            saved = self._saved_state(state, name, live_v)
+            saved = self._saved_state(state, name, live_v, rendered)
             self.state_saved = self.clock.monotonic()
         if not await bus.publish(fence, version, push, groups, saved, observed_at):
             raise LeaseLost(self.key)
@@ -510,9 +569,10 @@ class RunWatch(_Watch):
         if change.status_changed and previous != run.status:
             _run_hooks(on_status, self.conn, self.thread_id, run, list(state.transitions))
 
-    def _saved_state(self, state: RunState, name: str, live_v: str) -> dict:
+    def _saved_state(self, state: RunState, name: str, live_v: str, rendered: dict | None = None) -> dict:
         """The full state a (re)connecting socket starts from: header, row, newest steps and bodies, and
-        the banner (clear, or why updates are delayed)."""
+        the banner (clear, or why updates are delayed). `rendered`: the header and row of this version,
+        when the push already has them."""
         run = state.run
         steps = list(state.steps.values())[-TAIL:]
         common = fragments.merge_box(
@@ -522,11 +582,12 @@ class RunWatch(_Watch):
             bars=fragments.waterfall_bars(run, steps, live_v),
             run=run,
         )
-        return {
-            "common": common + fragments.stale_notice(self.notice, live_v),
-            "row": fragments.row_head(self.conn, run, name, live_v),
-            **fragments.header(self.conn, run, name, state.transitions, list(state.steps.values()), live_v),
-        }
+        if not rendered:
+            rendered = fragments.header(
+                self.conn, run, name, state.transitions, list(state.steps.values()), live_v
+            )
+            rendered["row"] = fragments.row_head(self.conn, run, name, live_v)
+        return {"common": common + fragments.stale_notice(self.notice, live_v), **rendered}
 
     async def publish_notice(self) -> None:
         """The "delayed" banner (or its removal) to the run's pages, saved with the state."""
@@ -559,24 +620,18 @@ class RunWatch(_Watch):
         """A stream of this run was opened here: it becomes the run's one publisher, taking the lease
         from whoever polls it (their next publish is refused)."""
         self.streaming = True  # at once: the poller must not start a poll while the lease changes hands
-        self.client = self.client or dataclasses.replace(client, retries=0)
+        self.client = self.client or client.without_retries()
         self._drop_lease()
         owner = f"{PROCESS_ID}/relay-{next(_ids)}"
         ttl = self.lease_ttl()
         token = await store().acquire(self.key, owner, ttl, steal=True)
         self.stream = bus.Fence(self.key, owner, token, ttl)
-        self._stream_keeper = background(self._keep_stream(self.stream), "lease-relay")
+        # If it is lost (another publisher took over), the stream's next publish is refused and it stops.
+        self.watcher.keeper.keep(self.stream, lambda: None)
         self.state = RunState()
         self._pending = Change()
         if known is not None:
             await self.stream_event_run(known)
-
-    async def _keep_stream(self, fence: bus.Fence) -> None:
-        while True:
-            await self.clock.sleep(fence.ttl / 3)
-            with contextlib.suppress(StoreUnavailable):
-                if not await store().renew(fence.key, fence.owner, fence.token, fence.ttl):
-                    return  # the next publish is refused, and the relay stops
 
     async def stream_event_run(self, run: Run) -> None:
         from ..upstream.objects import StreamEvent
@@ -619,9 +674,8 @@ class RunWatch(_Watch):
                 with contextlib.suppress(LeaseLost, StoreUnavailable):
                     await self._flush()
         finally:
-            if self._stream_keeper is not None:
-                self._stream_keeper.cancel()
-                self._stream_keeper = None
+            if fence is not None:
+                self.watcher.keeper.drop(fence)
             self.stream = None
             self.streaming = False
             if fence is not None:
@@ -655,16 +709,17 @@ class ThreadWatch(_Watch):
 
     async def step(self, client) -> bool:
         if not await self.hold():
-            await self.sleep(LEASE_RETRY)
+            await self.sleep(self.lease_retry())
             return False
         if not self.primed:
             saved = await store().state(self.key)
             if saved:
                 self.known = set(saved.get("known") or [])
                 self.primed = True
+        started = self.clock.monotonic()
         await self.poll(client)
         await self.recovered()
-        await self.sleep(self.interval())
+        await self.sleep(self.interval() - (self.clock.monotonic() - started))
         return False
 
     async def poll(self, client) -> None:
@@ -739,6 +794,7 @@ class Watcher:
 
     def __init__(self, clock: Clock = clock):
         self.clock = clock
+        self.keeper = LeaseKeeper(clock)
         self.runs: dict[tuple[str, str, str], RunWatch] = {}
         self.threads: dict[tuple[str, str], ThreadWatch] = {}
 
@@ -750,7 +806,6 @@ class Watcher:
             watch.task = background(watch.main(), f"watch-{watch.kind}")
         elif wake:
             watch.wake.set()
-        self._count()
 
     def _run(self, conn: str, thread_id: str, run_id: str) -> RunWatch:
         watch = self.runs.get((conn, thread_id, run_id))
@@ -779,7 +834,6 @@ class Watcher:
             watch.holders.pop(holder, None)
             if not watch.interested():
                 watch.stop()
-        self._count()
 
     def touch_run(self, conn: str, thread_id: str, run_id: str, seconds: float = PIN_SECONDS) -> RunWatch:
         """An action just changed this run, or a page polls it: follow it closely for a while, now."""
@@ -822,14 +876,10 @@ class Watcher:
             if self.threads.get((watch.conn, watch.thread_id)) is watch:
                 del self.threads[(watch.conn, watch.thread_id)]
             watch.release_runs()
-        self._count()
 
-    def _count(self) -> None:
-        counts = {p: 0 for p in Priority}
-        for watch in self.runs.values():
-            counts[watch.priority()] += 1
-        for priority, count in counts.items():
-            metrics.watched_runs.labels(priority.name.lower()).set(count)
+    def count(self, priority: Priority) -> int:
+        """Runs watched here at this priority (read by the metrics at scrape time)."""
+        return sum(1 for watch in self.runs.values() if watch.priority() == priority)
 
     async def stop(self) -> None:
         """Cancel every watch and its side tasks (process shutdown, end of a test)."""
@@ -840,14 +890,17 @@ class Watcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         for watch in watches:
             watch._drop_lease()
-            if isinstance(watch, RunWatch) and watch._stream_keeper is not None:
-                watch._stream_keeper.cancel()
         self.runs.clear()
         self.threads.clear()
+        await self.keeper.stop()
         await budget.stop()
 
 
 watcher = Watcher()
+for _priority in Priority:
+    metrics.watched_runs.labels(_priority.name.lower()).set_function(
+        lambda priority=_priority: watcher.count(priority)
+    )
 
 
 def version_of(push_or_state: dict | None) -> Version | None:

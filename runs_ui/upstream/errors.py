@@ -83,6 +83,29 @@ class BadResponse(UpstreamError):
     kind = "unreadable upstream response"
 
 
+class LimitExceeded(BadResponse):
+    """The upstream sent more than the dashboard reads (bytes, events, pages, items) or took longer than it
+    waits: the read stopped there. Names the limit, its value and the setting that raises it."""
+
+    kind = "upstream limit reached"
+
+    def __init__(self, message: str, *, limit: str, setting: str, value: str, **kwargs):
+        super().__init__(message, **kwargs)
+        #: What was limited, in words ("size of one answer").
+        self.limit = limit
+        #: The environment variable that sets it ("UPSTREAM_MAX_BODY_BYTES").
+        self.setting = setting
+        #: Its value, for people ("16 MiB").
+        self.value = value
+
+
+class DeadlineExceeded(LimitExceeded, UpstreamTimeout):
+    """A call (all its attempts, or the opening of a stream) or a stream ran past its total time. Also an
+    UpstreamTimeout: the request went out, so whatever it asked for may have happened."""
+
+    kind = "upstream took too long"
+
+
 class Misconfigured(UpstreamError):
     """The connection's own settings are incomplete (e.g. an Azure profile without an API version)."""
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BadResponse
+from .text import loads, to_json
 
 RUN_STATUSES = (
     "queued",
@@ -98,11 +99,13 @@ def _require_object(data: Any, what: str) -> dict:
 
 
 def pretty_json(text: str | None) -> str:
-    """Function arguments and outputs are JSON text: indent them when they parse, else show as sent."""
+    """Function arguments and outputs are JSON text: indent them when they parse, else show as sent.
+
+    The JSON inside the text may hold escapes of lone surrogates or NUL: they stay escapes (text.py)."""
     if not text:
         return text or ""
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        return to_json(loads(text), indent=2)
     except (ValueError, RecursionError):
         return text
 

@@ -28,14 +28,11 @@ class Profile:
     def speaks(self, shape: str) -> bool:
         return shape in self.shapes
 
-    def headers(self, api_key: str) -> dict[str, str]:
-        headers = dict(self.extra_headers)
-        if api_key:
-            if self.auth == "api-key":
-                headers["api-key"] = api_key
-            else:
-                headers["Authorization"] = f"Bearer {api_key}"
-        return headers
+    def credential(self, api_key: str) -> dict[str, str]:
+        """The header that carries the key (only the client's `KeyAuth` calls this, per request)."""
+        if self.auth == "api-key":
+            return {"api-key": api_key}
+        return {"Authorization": f"Bearer {api_key}"}
 
     def params(self, api_version: str) -> dict[str, str]:
         if self.needs_api_version and not api_version:

@@ -8,7 +8,8 @@ streams read with GET as well as POST (a broken stream of a background response 
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,11 +17,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-from httpx_sse import SSEError, aconnect_sse
+from httpx_sse import aconnect_sse
 
 from . import client as transport_module
+from . import sse, text
 from .client import MAX_PAGE, AssistantsClient, EventStream, _body, _seg
-from .errors import BadResponse, UpstreamError
+from .errors import BadResponse, LimitExceeded, UpstreamError
+from .limits import exceeded, read_capped
 from .objects import Page
 from .responses_objects import Conversation, Item, Response, ResponseEvent, parse_item
 
@@ -43,7 +46,10 @@ def _query(include: tuple[str, ...] = (), **params) -> _Query:
 
 
 def _check_id(kind: str, got: str, expected: str) -> str:
-    """The id an answer carries: the one asked for (filled in when missing); another is refused."""
+    """The id an answer carries: the one asked for (filled in when missing); another is refused. Nothing
+    asked for (a stream that creates the response): whatever it says."""
+    if not expected:
+        return got
     if got and got != expected:
         shown = got if len(got) <= 80 else got[:80] + "…"
         raise BadResponse(
@@ -122,7 +128,8 @@ class ResponsesClient:
         return self.transport._all(
             lambda after: self.list_responses(
                 conversation_id=conversation_id, limit=MAX_PAGE, order=order, after=after
-            )
+            ),
+            f"The responses of {conversation_id}" if conversation_id else "The responses",
         )
 
     async def list_input_items(self, response_id: str, **page) -> Page[Item]:
@@ -130,7 +137,8 @@ class ResponsesClient:
 
     def iter_input_items(self, response_id: str, order: str = "asc") -> AsyncIterator[Item]:
         return self.transport._all(
-            lambda after: self.list_input_items(response_id, limit=MAX_PAGE, order=order, after=after)
+            lambda after: self.list_input_items(response_id, limit=MAX_PAGE, order=order, after=after),
+            f"The input items of {response_id}",
         )
 
     async def create_response(self, **fields) -> Response:
@@ -165,7 +173,8 @@ class ResponsesClient:
         return self.transport._all(
             lambda after: self.list_conversation_items(
                 conversation_id, limit=MAX_PAGE, order=order, after=after
-            )
+            ),
+            f"The items of {conversation_id}",
         )
 
     # --- streams -------------------------------------------------------------------------------------
@@ -183,78 +192,111 @@ class ResponsesClient:
     @asynccontextmanager
     async def _stream(self, method: str, path: str, *, json=None, query=None, response_id: str = ""):
         """Yields an EventStream of ResponseEvents; ends after the response's terminal event (or the end
-        of the stream). Not retried here: the relay decides whether to resume."""
+        of the stream). As the transport's own streams: opening it (up to its first byte) has the call's
+        deadline, the stream then its caps (limits.py). Not retried here: the relay decides whether to
+        resume."""
         t = self.transport
+        t._usable()
+        what = f"{method} {path}"
+        opened_by = asyncio.get_running_loop().time() + t.limits.deadline
         try:
-            async with aconnect_sse(
-                transport_module._pool(),
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    async with asyncio.timeout_at(opened_by):
+                        events = await self._open(stack, method, path, json, query, response_id)
+                except TimeoutError:
+                    raise exceeded(t.limits, "deadline", f"{what} on {t.host}") from None
+                yield events
+        except httpx.HTTPError as exc:
+            raise transport_module._transport_error(exc, t.host) from None
+
+    async def _open(self, stack, method: str, path: str, json, query, response_id: str) -> EventStream:
+        t = self.transport
+        source = await stack.enter_async_context(
+            aconnect_sse(
+                transport_module._pool(t.name),
                 method,
                 t._url(path),
                 params=t._params(query),
                 json=json,
-                headers=t.profile.headers(t.api_key),
+                headers=dict(t.profile.extra_headers),
+                auth=t.auth,
                 timeout=t._timeout(),
-            ) as source:
-                response = source.response
-                info = transport_module._info(response.headers)
-                log.info(
-                    "%s %s %s -> %s (stream, request %s)",
-                    t.name,
-                    method,
-                    path,
-                    response.status_code,
-                    info.request_id or "-",
-                )
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise transport_module._error_for(response, info, t.api_key)
-                if "text/event-stream" not in response.headers.get("content-type", ""):
-                    # An upstream that ignores `stream` answers with the response itself.
-                    await response.aread()
-                    answer = Response.from_json(transport_module._json_body(response, info))
-                    event = ResponseEvent(
-                        f"response.{answer.status}", None, answer, None, "", None, None, None, None, {}
-                    )
-                    yield EventStream(_single(event), info)
-                else:
-                    yield EventStream(self._events(source, response_id), info)
-        except httpx.HTTPError as exc:
-            raise transport_module._transport_error(exc, t.host) from None
+            )
+        )
+        response = source.response
+        info = transport_module._info(response.headers)
+        log.info(
+            "%s %s %s -> %s (stream, request %s)",
+            t.name,
+            method,
+            path,
+            response.status_code,
+            info.request_id or "-",
+        )
+        if response.status_code >= 400:
+            body = await read_capped(
+                response.aiter_bytes(), transport_module.MAX_ERROR_BODY, None, truncate=True
+            )
+            raise transport_module._error_for(response, body, info, t.auth)
+        if "text/event-stream" not in response.headers.get("content-type", ""):
+            # An upstream that ignores `stream` answers with the response itself.
+            body = await read_capped(
+                response.aiter_bytes(),
+                t.limits.max_body_bytes,
+                lambda: exceeded(t.limits, "max_body_bytes", f"{method} {path}", request_id=info.request_id),
+                response.headers.get("content-length"),
+            )
+            answer = _response_at(response_id)(transport_module._json_body(response, body, info))
+            event = ResponseEvent(
+                f"response.{answer.status}", None, answer, None, "", None, None, None, None, {}
+            )
+            return EventStream(_single(event), info)
+        return EventStream(self._events(source, f"{method} {path}", response_id), info)
 
-    async def _events(self, source, response_id: str) -> AsyncIterator[ResponseEvent]:
+    async def _events(self, source, what: str, response_id: str) -> AsyncIterator[ResponseEvent]:
+        """The stream's events as they arrive, within the stream's caps (time, bytes, events, lines)."""
         t = self.transport
+        closes_at = asyncio.get_running_loop().time() + t.limits.stream_seconds
+        chunks = transport_module._until(
+            source.response.aiter_bytes(), closes_at, lambda: exceeded(t.limits, "stream_seconds", what)
+        )
         try:
-            async for frame in source.aiter_sse():
+            async for frame in sse.frames(chunks, t.limits, what):
                 event = parse_event(frame.event, frame.data)
                 if event is None:
                     return
                 if event.response is not None:
+                    # A stream is about one response: the path's, else the first it reports.
                     response_id = response_id or event.response.id
                     checked = _check_id("response", event.response.id, response_id)
                     event = replace(event, response=replace(event.response, id=checked))
                 yield event
         except httpx.HTTPError as exc:
             raise transport_module._transport_error(exc, t.host) from None
-        except SSEError as exc:
-            raise BadResponse(f"The stream was not readable: {exc}") from None
+        except LimitExceeded:
+            log.warning("%s %s: a stream limit was reached; closing it", t.name, what)
+            raise
         except UpstreamError as exc:
-            exc.message = transport_module._clip(transport_module._redact(exc.message, t.api_key))
+            exc.message = transport_module._clip(t.auth.redact(exc.message))
             exc.args = (exc.message,)
             raise
 
 
 def parse_event(name: str, data: str) -> ResponseEvent | None:
     """One SSE frame of a response stream; None at a `[DONE]` line (the Responses stream has none, but
-    gateways add it). An `error` frame is an event too: the response's own terminal event follows it."""
+    gateways add it). An `error` frame is an event too: the response's own terminal event follows it.
+    Every string is made safe on the way in (text.py)."""
+    name = text.clean_text(name or "message")[:200]
     if data.strip() == "[DONE]" or name == "done":
         return None
     try:
-        parsed = json.loads(data)
+        parsed = text.loads(data)
     except (ValueError, RecursionError):
-        raise BadResponse(f"The stream sent an unreadable '{name or 'message'}' event.") from None
+        raise BadResponse(f"The stream sent an unreadable '{name[:100]}' event.") from None
     if not isinstance(parsed, dict):
-        raise BadResponse(f"The stream sent a '{name or 'message'}' event that is not an object.")
-    return ResponseEvent.from_json(name or "message", parsed)
+        raise BadResponse(f"The stream sent a '{name[:100]}' event that is not an object.")
+    return ResponseEvent.from_json(name, parsed)
 
 
 async def _single(event: ResponseEvent) -> AsyncIterator[ResponseEvent]:

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from .. import index, response_index
 from ..forms import MAX_PASTED_IDS, METADATA_MAX_KEY, METADATA_MAX_PAIRS, METADATA_MAX_VALUE
 from ..models import DEFAULT_CONNECTION, Connection, ThreadEntry
+from ..upstream import text
 from ..upstream.objects import is_id
 
 
@@ -61,7 +62,8 @@ def _refused(request, what: str) -> JsonResponse | None:
 def _body(request, example: str):
     """The JSON object of the request, or the error to answer."""
     try:
-        body = json.loads(request.body or b"null")
+        # Safe text (no NUL, no lone surrogate) before any of it reaches the index (upstream/text.py).
+        body = text.loads(request.body or b"null")
     except (ValueError, RecursionError):  # RecursionError: very deep nesting
         return None, _error("The body must be JSON.", 400)
     if not isinstance(body, dict):

@@ -1,16 +1,12 @@
-"""Downloads: a thread or run as JSON (every page of runs, steps and messages), and file content."""
+"""Downloads: a thread or run as JSON (every page of runs, steps and messages, streamed), and file content."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
-
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET
 
-from ..connections import info_for
-from .pages import CONCURRENCY
+from .. import export
 from .responses import check_id, upstream_view
 
 #: Image types a browser may show inline; anything else from the upstream is downloaded, never rendered.
@@ -20,15 +16,14 @@ INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 # --- export ----------------------------------------------------------------------------------------
 
 
-def _download(data: dict, filename: str) -> JsonResponse:
-    response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+async def _download(exported: export.Export, filename: str) -> StreamingHttpResponse:
+    """The export as a file, streamed as it is fetched (see runs_ui/export.py); its first pages are
+    fetched first, so an upstream that fails at once gets the error page instead."""
+    await exported.start()
+    # The export itself is the content: Django closes it (stopping its read-ahead) when the response ends.
+    response = StreamingHttpResponse(exported, content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-async def _run_export(client, run) -> dict:
-    steps = [s.raw async for s in client.iter_steps(run.thread_id, run.id, include_content=True)]
-    return {"run": run.raw, "steps": steps}
 
 
 @require_GET
@@ -37,30 +32,7 @@ async def export_thread(request, client, thread_id):
     """The whole thread as JSON: every page of messages, runs and each run's steps (fetched concurrently)."""
     check_id("thread", thread_id)
     thread = await client.get_thread(thread_id)
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def run_with_steps(run):
-        async with gate:
-            return await _run_export(client, run)
-
-    async def all_runs():
-        return [r async for r in client.iter_runs(thread_id, order="asc")]
-
-    async def all_messages():
-        return [m.raw async for m in client.iter_messages(thread_id, order="asc")]
-
-    runs, messages = await asyncio.gather(all_runs(), all_messages())
-    exported = await asyncio.gather(*(run_with_steps(r) for r in runs))
-    return _download(
-        {
-            "exported_at": datetime.now(UTC).isoformat(),
-            "upstream": info_for(client).host,
-            "thread": thread.raw,
-            "messages": messages,
-            "runs": list(exported),
-        },
-        f"{thread_id}.json",
-    )
+    return await _download(export.thread_export(client, thread), f"{thread_id}.json")
 
 
 @require_GET
@@ -69,20 +41,7 @@ async def export_run(request, client, thread_id, run_id):
     check_id("thread", thread_id)
     check_id("run", run_id)
     run = await client.get_run(thread_id, run_id)
-
-    async def run_messages():
-        return [m.raw async for m in client.iter_messages(thread_id, order="asc", run_id=run_id)]
-
-    exported, messages = await asyncio.gather(_run_export(client, run), run_messages())
-    return _download(
-        {
-            "exported_at": datetime.now(UTC).isoformat(),
-            "upstream": info_for(client).host,
-            **exported,
-            "messages": messages,
-        },
-        f"{run_id}.json",
-    )
+    return await _download(export.run_export(client, run), f"{run_id}.json")
 
 
 # --- files -----------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from ..connections import aget_client, info_for
 from ..models import DEFAULT_CONNECTION
 from ..upstream.errors import (
     AuthError,
+    DeadlineExceeded,
+    LimitExceeded,
     Misconfigured,
     NotFound,
     PermissionDenied,
@@ -21,6 +23,7 @@ from ..upstream.errors import (
     UpstreamError,
 )
 from ..upstream.objects import is_id
+from ..upstream.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,12 @@ def upstream_error(request, exc: UpstreamError, client, lookup: str = ""):
     """An upstream failure as a page (or, for htmx, a banner in place) — never a 500."""
     connection = info_for(client)
     context = {"error": exc, "lookup": lookup, "connection": connection, "retry_url": request.get_full_path()}
-    if isinstance(exc, NotFound):
+    if isinstance(exc, DeadlineExceeded):
+        status, context["title"] = 504, "The upstream took longer than the dashboard waits"
+        context["retryable"] = True
+    elif isinstance(exc, LimitExceeded):
+        status, context["title"] = 502, "The upstream sent more than the dashboard reads"
+    elif isinstance(exc, NotFound):
         status, context["title"] = 404, "Not found"
     elif isinstance(exc, (AuthError, PermissionDenied, Misconfigured)):
         status, context["title"] = 502, "The upstream refused the dashboard's credentials"
@@ -86,7 +94,7 @@ def upstream_error(request, exc: UpstreamError, client, lookup: str = ""):
         "upstream %s for %s: %s (request %s)",
         exc.kind,
         lookup or request.path,
-        exc.message,
+        one_line(exc.message),
         exc.request_id or "-",
     )
     if wants_partial(request):

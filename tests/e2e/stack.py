@@ -36,6 +36,8 @@ class Dashboard:
     url: str
     env: dict = field(repr=False)
     log_path: Path = field(repr=False)
+    #: The daphne process (for its memory, e.g. /proc/<pid>/status).
+    pid: int = 0
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return manage(self.env, *args)
@@ -72,7 +74,7 @@ def running_dashboard(sandbox: SandboxServer, **extra_env: str) -> Iterator[Dash
         manage(env, "shell", "-v0", "-c", _CREATE_USERS)
         try:
             with serving("dashboard.asgi:application", env, "/accounts/login/") as daphne:
-                yield Dashboard(url=daphne.url, env=env, log_path=daphne.log_path)
+                yield Dashboard(url=daphne.url, env=env, log_path=daphne.log_path, pid=daphne.pid)
         finally:
             if env.get("REDIS_PREFIX"):
                 forget_redis_keys(env["REDIS_URL"], env["REDIS_PREFIX"] + ":")

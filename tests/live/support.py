@@ -22,7 +22,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import AsyncClient
 
-from runs_ui.live import relay, response_relay
+from runs_ui.live import consumers, relay, response_relay
 from runs_ui.live import store as live_store
 from runs_ui.live.hub import hub
 from runs_ui.live.response_watch import response_watcher
@@ -104,13 +104,24 @@ async def wait_status(sandbox, run, *statuses: str, within: float = 20) -> dict:
 
 
 def layer_settings(redis_url: str) -> dict:
+    """The channel layer as the settings configure it in production, under this session's prefix."""
     if not redis_url:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    from django.conf import settings
+
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "runs_ui.live.layer.BlockingPoolRedisChannelLayer",
             "CONFIG": {
-                "hosts": [redis_url],
+                "hosts": [
+                    {
+                        "address": redis_url,
+                        "max_connections": 1000,
+                        "timeout": settings.REDIS_POOL_TIMEOUT,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
+                    }
+                ],
                 "prefix": f"{SESSION_PREFIX}:asgi",
                 "capacity": 500,
                 "expiry": 30,
@@ -126,6 +137,7 @@ async def reset_live_state() -> None:
     await hub.stop()
     await watcher.stop()
     await response_watcher.stop()
+    consumers._followed_cache.clear()
     layer = channel_layers.backends.get("default")
     if layer is not None and hasattr(layer, "flush") and hasattr(layer, "close_pools"):
         await layer.flush()  # channels_redis: deletes this prefix's keys and closes its pools

@@ -138,7 +138,7 @@ async def test_a_stream_whose_run_has_no_valid_ids_is_refused_clearly_and_nothin
 
 
 async def test_a_stream_that_never_reports_its_run_ends_in_a_timeout_error_not_a_crash(settings):
-    settings.UPSTREAM_TIMEOUT = 0.1  # the relay waits this (+5 s) for the run's first event
+    settings.UPSTREAM_DEADLINE = 0.1  # the relay waits this (+5 s) for the run's first event
     client = default_client()
     never = asyncio.Event()
 

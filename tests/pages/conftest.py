@@ -50,6 +50,13 @@ def load_more_url(html: str) -> str:
     return match.group(1).replace("&amp;", "&") if match else ""
 
 
+async def downloaded(response) -> dict:
+    """A streamed download (an export), read to its end and parsed: it must be one valid JSON document."""
+    assert response.streaming, "exports stream"
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    return json.loads(body)
+
+
 def assert_full_page(response) -> None:
     assert response.content.lstrip().lower().startswith(b"<!doctype html>"), text(response)[:300]
 

@@ -12,6 +12,7 @@ from tests.pages.conftest import (
     all_pages,
     assert_fragment,
     assert_full_page,
+    downloaded,
     load_more_url,
     step_ids,
     text,
@@ -373,7 +374,7 @@ async def test_a_run_exports_as_json_with_every_step_and_message(viewer_client, 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response["Content-Disposition"] == f'attachment; filename="{run.run_id}.json"'
-    data = json.loads(response.content)
+    data = await downloaded(response)
     assert data["run"]["id"] == run.run_id and data["run"]["status"] == "completed"
     steps = all_pages(upstream, f"/threads/{run.thread_id}/runs/{run.run_id}/steps")
     messages = all_pages(upstream, f"/threads/{run.thread_id}/messages", run_id=run.run_id)
@@ -384,8 +385,8 @@ async def test_a_run_exports_as_json_with_every_step_and_message(viewer_client, 
 
 async def test_an_export_carries_file_search_content(viewer_client, finished):
     run = finished("search")
-    data = json.loads(
-        (await viewer_client.get(f"/threads/{run.thread_id}/runs/{run.run_id}/export.json")).content
+    data = await downloaded(
+        await viewer_client.get(f"/threads/{run.thread_id}/runs/{run.run_id}/export.json")
     )
     results = [
         r

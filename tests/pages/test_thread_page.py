@@ -2,7 +2,6 @@
 export."""
 
 import itertools
-import json
 
 from django.utils.html import escape
 
@@ -11,6 +10,7 @@ from tests.pages.conftest import (
     all_pages,
     assert_fragment,
     assert_full_page,
+    downloaded,
     load_more_url,
     text,
     timeline_ids,
@@ -180,7 +180,7 @@ async def test_a_thread_exports_as_json_with_all_its_runs_steps_and_messages(
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response["Content-Disposition"] == f'attachment; filename="{busy_thread.thread_id}.json"'
-    data = json.loads(response.content)
+    data = await downloaded(response)
     assert data["thread"]["id"] == busy_thread.thread_id
     assert [r["run"]["id"] for r in data["runs"]] == [r["id"] for r in busy_thread.runs]
     assert [m["id"] for m in data["messages"]] == [m["id"] for m in busy_thread.messages]
@@ -192,7 +192,7 @@ async def test_a_thread_exports_as_json_with_all_its_runs_steps_and_messages(
 async def test_a_thread_export_follows_every_page_of_messages_and_steps(viewer_client, make_run, upstream):
     run = make_run("long", speed=100, sandbox_steps=420)  # 105 answer messages + the question: two pages
     wait_terminal(upstream, run.thread_id, run.run_id)
-    data = json.loads((await viewer_client.get(f"/threads/{run.thread_id}/export.json")).content)
+    data = await downloaded(await viewer_client.get(f"/threads/{run.thread_id}/export.json"))
     messages = all_pages(upstream, f"/threads/{run.thread_id}/messages")
     assert len(messages) == 106
     assert [m["id"] for m in data["messages"]] == [m["id"] for m in messages]

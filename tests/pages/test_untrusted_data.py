@@ -345,13 +345,17 @@ async def test_ids_the_upstream_sends_that_are_not_ids_are_never_indexed(viewer_
 
     serve(
         runs=[run_json(), run_json(id="", thread_id=""), run_json(id="run_" + "x" * 300)],
-        steps=[step_json("step_fake01", {"type": "message_creation"}, run_id="<b>run</b>")],
+        steps=[
+            step_json("step_fake01", {"type": "message_creation"}, run_id=None),
+            step_json("<b>step</b>", {"type": "message_creation"}),
+        ],
         messages=[message_json("msg_fake01", "hi"), message_json("not a message id", "ho")],
     )
-    await _all_views(viewer_client)
+    await _all_views(viewer_client, step_id="step_fake01")
     assert [s.run_id async for s in RunSnapshot.objects.all()] == [R]
     known = {(k.object_id, k.run_id) async for k in KnownId.objects.all()}
-    assert known == {("step_fake01", ""), ("msg_fake01", R)}
+    # A step that leaves out its run id is where it was listed: in the run of the URL.
+    assert known == {("step_fake01", R), ("msg_fake01", R)}
 
 
 async def test_an_upstream_that_ignores_the_cursor_gets_no_endless_load_more(viewer_client, serve):

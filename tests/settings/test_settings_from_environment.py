@@ -72,6 +72,8 @@ def test_malformed_values_stop_the_process_naming_the_variable():
     for name, value in [
         ("DEBUG", "maybe"),
         ("UPSTREAM_TIMEOUT", "soon"),
+        ("UPSTREAM_DEADLINE", "0"),
+        ("UPSTREAM_MAX_BODY_BYTES", "lots"),
         ("ASSISTANTS_API_PROFILE", "bogus"),
         ("PORT", "99999"),
         ("DATABASE_URL", "not a url"),

@@ -165,9 +165,9 @@ def sse_response(*events: tuple[str, object], **headers) -> httpx.Response:
 # --- pool inspection -----------------------------------------------------------------------------
 
 
-def core_pool():
-    """httpcore's connection pool behind this event loop's shared AsyncClient."""
-    return client_module._pools[asyncio.get_running_loop()]._transport._pool
+def core_pool(connection: str = "default"):
+    """httpcore's connection pool behind this event loop's AsyncClient of a connection."""
+    return client_module._pools[asyncio.get_running_loop()][connection]._transport._pool
 
 
 def checked_out(port: int) -> list:

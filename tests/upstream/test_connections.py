@@ -38,7 +38,7 @@ def assert_pool_clean(port: int) -> None:
 
 async def test_the_leak_check_notices_a_response_left_open(loopback):
     loopback.script.append(json_response(200, run_json()))
-    pool = _pool()
+    pool = _pool("default")
 
     response = await pool.send(
         pool.build_request("GET", f"{loopback.url}/threads/thread_1/runs/run_1"), stream=True
@@ -182,15 +182,15 @@ async def test_no_connection_is_left_checked_out_after_a_stream_is_refused(local
 async def test_close_pool_closes_this_loops_pool_and_the_next_call_opens_a_new_one(local_client, loopback):
     loopback.script.extend([json_response(200, run_json())] * 2)
     await local_client.get_run("thread_1", "run_1")
-    old = _pool()
+    old = _pool("default")
 
     await close_pool()
 
     assert old.is_closed
     assert asyncio.get_running_loop() not in client_module._pools
     await local_client.get_run("thread_1", "run_1")
-    assert _pool() is not old
-    assert not _pool().is_closed
+    assert _pool("default") is not old
+    assert not _pool("default").is_closed
     assert loopback.connections == 2
 
 
@@ -203,14 +203,14 @@ async def test_close_pool_without_a_pool_does_nothing():
 
 async def test_each_event_loop_has_its_own_pool():
     async def pool_of_another_loop():
-        pool = _pool()
+        pool = _pool("default")
         await close_pool()
         return pool
 
     other = await asyncio.to_thread(asyncio.run, pool_of_another_loop())
 
-    assert _pool() is _pool()
-    assert other is not _pool()
+    assert _pool("default") is _pool("default")
+    assert other is not _pool("default")
     assert other.is_closed
 
 

@@ -113,23 +113,37 @@ def test_the_file_cap_is_twenty_mebibytes():
 HOSTILE = "x/../../assistants?limit=1#frag"
 Q = "x%2F..%2F..%2Fassistants%3Flimit%3D1%23frag"  # HOSTILE as one path segment
 
+
+def placed(answer: dict) -> dict:
+    """An answer without ids: the client places it where it asked (an id naming another place is refused)."""
+    return {k: v for k, v in answer.items() if k not in ("id", "thread_id", "run_id")}
+
+
 CALLS = {
-    "get run": (lambda c, i: c.get_run(i, i), run_json(), f"/v1/threads/{Q}/runs/{Q}"),
-    "cancel run": (lambda c, i: c.cancel_run(i, i), run_json(), f"/v1/threads/{Q}/runs/{Q}/cancel"),
-    "modify run": (lambda c, i: c.modify_run(i, i, {}), run_json(), f"/v1/threads/{Q}/runs/{Q}"),
+    "get run": (lambda c, i: c.get_run(i, i), placed(run_json()), f"/v1/threads/{Q}/runs/{Q}"),
+    "cancel run": (lambda c, i: c.cancel_run(i, i), placed(run_json()), f"/v1/threads/{Q}/runs/{Q}/cancel"),
+    "modify run": (lambda c, i: c.modify_run(i, i, {}), placed(run_json()), f"/v1/threads/{Q}/runs/{Q}"),
     "submit tool outputs": (
         lambda c, i: c.submit_tool_outputs(i, i, []),
-        run_json(),
+        placed(run_json()),
         f"/v1/threads/{Q}/runs/{Q}/submit_tool_outputs",
     ),
-    "create run": (lambda c, i: c.create_run(i, "asst_1"), run_json(), f"/v1/threads/{Q}/runs"),
+    "create run": (lambda c, i: c.create_run(i, "asst_1"), placed(run_json()), f"/v1/threads/{Q}/runs"),
     "list runs": (lambda c, i: c.list_runs(i), page_json([]), f"/v1/threads/{Q}/runs"),
     "list steps": (lambda c, i: c.list_steps(i, i), page_json([]), f"/v1/threads/{Q}/runs/{Q}/steps"),
-    "get step": (lambda c, i: c.get_step(i, i, i), step_json(), f"/v1/threads/{Q}/runs/{Q}/steps/{Q}"),
-    "get thread": (lambda c, i: c.get_thread(i), {"id": "thread_1"}, f"/v1/threads/{Q}"),
+    "get step": (
+        lambda c, i: c.get_step(i, i, i),
+        placed(step_json()),
+        f"/v1/threads/{Q}/runs/{Q}/steps/{Q}",
+    ),
+    "get thread": (lambda c, i: c.get_thread(i), {}, f"/v1/threads/{Q}"),
     "list messages": (lambda c, i: c.list_messages(i), page_json([]), f"/v1/threads/{Q}/messages"),
-    "get message": (lambda c, i: c.get_message(i, i), message_json(), f"/v1/threads/{Q}/messages/{Q}"),
-    "get assistant": (lambda c, i: c.get_assistant(i), {"id": "asst_1"}, f"/v1/assistants/{Q}"),
+    "get message": (
+        lambda c, i: c.get_message(i, i),
+        placed(message_json()),
+        f"/v1/threads/{Q}/messages/{Q}",
+    ),
+    "get assistant": (lambda c, i: c.get_assistant(i), {}, f"/v1/assistants/{Q}"),
     "file content": (lambda c, i: c.get_file_content(i), None, f"/v1/files/{Q}/content"),
 }
 
@@ -149,7 +163,7 @@ async def test_an_id_with_slashes_a_query_or_a_fragment_stays_one_path_segment(
 
 
 async def test_a_stream_id_stays_one_path_segment(upstream, client):
-    catch_all = upstream.route().respond(200, json=run_json())
+    catch_all = upstream.route().respond(200, json=placed(run_json()))
 
     async with client.stream_submit_tool_outputs(HOSTILE, HOSTILE, []) as events:
         [e async for e in events]
@@ -161,7 +175,7 @@ async def test_a_stream_id_stays_one_path_segment(upstream, client):
 
 @pytest.mark.parametrize("dots", [".", ".."])
 async def test_a_dot_segment_id_cannot_climb_out_of_its_path(upstream, client, dots):
-    catch_all = upstream.route().respond(200, json=run_json())
+    catch_all = upstream.route().respond(200, json=placed(run_json()))
 
     await client.get_run(dots, "run_1")
     await client.cancel_run("thread_1", dots)
@@ -173,7 +187,7 @@ async def test_a_dot_segment_id_cannot_climb_out_of_its_path(upstream, client, d
 
 
 async def test_a_percent_sign_in_an_id_is_sent_encoded_not_decoded(upstream, client):
-    catch_all = upstream.route().respond(200, json=run_json())
+    catch_all = upstream.route().respond(200, json=placed(run_json()))
 
     await client.get_run("thread_%2F", "run_1")
 

@@ -24,6 +24,7 @@ from runs_ui.upstream.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from runs_ui.upstream.limits import Limits
 
 from .conftest import error_json, run_json
 
@@ -264,10 +265,27 @@ async def test_retry_after_ms_is_honoured_and_wins_over_retry_after(upstream, cl
     ],
     ids=["seconds", "milliseconds", "http date"],
 )
-async def test_a_wait_never_exceeds_the_cap(upstream, client, sleeps, headers):
-    [wait] = await waits_for(upstream, client, sleeps, httpx.Response(429, headers=headers()))
+async def test_a_wait_never_exceeds_the_cap(upstream, make_client, sleeps, headers):
+    patient = make_client(limits=Limits(deadline=10 * MAX_RETRY_WAIT))
+
+    [wait] = await waits_for(upstream, patient, sleeps, httpx.Response(429, headers=headers()))
 
     assert wait == MAX_RETRY_WAIT
+
+
+async def test_a_wait_longer_than_the_deadline_leaves_is_not_waited_the_answer_stands(
+    upstream, make_client, sleeps
+):
+    route = upstream.get(RUN_PATH).mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "20"}, json=error_json("Slow down.")), OK]
+    )
+
+    with pytest.raises(RateLimited) as caught:
+        await make_client(limits=Limits(deadline=5)).get_run("thread_1", "run_1")
+
+    assert caught.value.retry_after == 20
+    assert route.call_count == 1
+    assert sleeps == []
 
 
 @pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-inf"])
@@ -319,7 +337,7 @@ async def test_backoff_is_jittered(upstream, make_client):
 
 
 def test_the_client_imports_without_deprecation_warnings():
-    # The test run (and production with -W error) must not trip over a deprecated tenacity argument.
+    # The test run (and production with -W error) must not trip over a deprecated argument of a library.
     done = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", "import runs_ui.upstream.client"],
         cwd=Path(__file__).resolve().parents[2],

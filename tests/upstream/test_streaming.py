@@ -135,6 +135,7 @@ async def test_a_streamed_thread_and_run_starts_with_the_thread(upstream, client
                 "thread.run.requires_action",
                 run_json(
                     status="requires_action",
+                    thread_id="thread_9",
                     required_action={
                         "type": "submit_tool_outputs",
                         "submit_tool_outputs": {
@@ -421,3 +422,60 @@ async def test_streams_are_never_retried(upstream, client, sleeps, fault, error_
     assert type(error) is error_class
     assert route.call_count == 1
     assert sleeps == []
+
+
+# --- framing: lines split here, from bytes, across chunks --------------------------------------------
+
+
+async def _frames(chunks: list[bytes], limits=None) -> list[tuple[str, str]]:
+    from runs_ui.upstream import sse
+    from runs_ui.upstream.limits import Limits
+
+    async def source():
+        for chunk in chunks:
+            yield chunk
+
+    return [(f.event, f.data) async for f in sse.frames(source(), limits or Limits(), "a test stream")]
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r", b"\r\n"], ids=["LF", "CR", "CRLF"])
+async def test_frames_split_at_every_byte_read_the_same_whatever_the_line_ends(end):
+    body = (
+        b"event: one" + end + b"data: {\"a\": 1}" + end + end + b": a comment" + end
+        + b"event: two" + end + b"data: line 1" + end + b"data: l\xc3\xa9ne 2" + end + end
+    )  # fmt: skip
+    expected = [("one", '{"a": 1}'), ("two", "line 1\nléne 2")]
+
+    assert await _frames([body]) == expected
+    for cut in range(1, len(body)):
+        assert await _frames([body[:cut], body[cut:]]) == expected, cut
+    assert await _frames([bytes([b]) for b in body]) == expected
+
+
+async def test_an_event_of_many_short_lines_is_capped_like_one_long_line():
+    from runs_ui.upstream.errors import LimitExceeded
+    from runs_ui.upstream.limits import Limits
+
+    chunks = [b"event: x\n"] + [b"data: " + b"y" * 100 + b"\n"] * 20
+
+    with pytest.raises(LimitExceeded) as caught:
+        await _frames(chunks, Limits(stream_line_bytes=1024))
+
+    assert caught.value.setting == "UPSTREAM_STREAM_MAX_LINE_BYTES"
+
+
+async def test_an_event_with_hostile_text_comes_out_safe(upstream, client):
+    message = message_json(text="x")
+    message["content"][0]["text"]["value"] = "half \ud83d and a NUL \u0000"
+    upstream.post(RUNS).mock(
+        return_value=sse_response(
+            ("thread.message.completed", json.dumps(message, ensure_ascii=True)),
+            ("vendor.\u0000ping", "not json \u0000"),
+            ("done", "[DONE]"),
+        )
+    )
+
+    events = await collect(client.stream_create_run("thread_1", "asst_1"))
+
+    assert events[0].data.text == "half � and a NUL ␀"
+    assert events[1].event == "vendor.␀ping" and events[1].data == "not json ␀"
