@@ -159,9 +159,9 @@ class ResponseWatch(_Watch):
         await self.clock.sleep(FINAL_RESEND_SECONDS)
         if self.fence is not None and self.state.response is not None:
             with contextlib.suppress(LeaseLost, StoreUnavailable):
-                await self.publish(
-                    self.fence, self.state, ResponseChange(response_changed=True), self.clock.time()
-                )
+                # As a status change: the index's cells go out again too.
+                again = ResponseChange(response_changed=True, status_changed=True)
+                await self.publish(self.fence, self.state, again, self.clock.time())
 
     async def gone(self, exc: NotFound) -> bool:
         """A 404, asked once more before its pages are told it is gone (a passing hiccup ends nothing)."""
