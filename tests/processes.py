@@ -34,13 +34,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def temporary_database(prefix: str) -> Iterator[str]:
+def temporary_database(prefix: str, server: str | None = None) -> Iterator[str]:
     """A database URL for one server, dropped afterwards.
 
-    A fresh database on the PostgreSQL server when the session's DATABASE_URL is one (so the PostgreSQL
-    pass runs the servers on PostgreSQL too), otherwise a temporary SQLite file.
+    A fresh database on the PostgreSQL server when the session's DATABASE_URL (or `server`) is one (so the
+    PostgreSQL pass runs the servers on PostgreSQL too), otherwise a temporary SQLite file.
     """
-    url = os.environ.get("DATABASE_URL", "")
+    url = server or os.environ.get("DATABASE_URL", "")
     if urlsplit(url).scheme in ("postgres", "postgresql"):
         import psycopg
         from psycopg import sql

@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable
 
 from django.conf import settings
+from django.http import Http404
 from django.utils import timezone
 
 from .. import index
@@ -292,13 +293,16 @@ class _Watch:
 
     async def main(self) -> None:
         try:
-            client = await aget_client(self.conn)
-            # The loop is the retry: a poll fails fast and the watch backs off, holding its lease.
-            self.client = client.without_retries()
             while self.interested():
                 try:
+                    if self.client is None:
+                        # The loop is the retry: a poll fails fast and the watch backs off, holding its lease.
+                        self.client = (await aget_client(self.conn)).without_retries()
                     if await self.step(self.client):
                         return
+                except Http404:
+                    log.warning("watching %s %s: its connection is gone", self.kind, self.key)
+                    return
                 except NotFound as exc:
                     if await self.gone(exc):
                         return
@@ -306,8 +310,6 @@ class _Watch:
                     self.lost.set()
                 except Exception as exc:  # not CancelledError (a BaseException): a stopped watch ends
                     await self.back_off(exc)
-        except Exception:
-            log.exception("watching %s %s could not start", self.kind, self.key)
         finally:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._release())
@@ -500,7 +502,9 @@ class RunWatch(_Watch):
         await self.clock.sleep(FINAL_RESEND_SECONDS)
         if self.fence is not None and self.state.run is not None:
             with contextlib.suppress(LeaseLost, StoreUnavailable):
-                await self.publish(self.fence, self.state, Change(run_changed=True), self.clock.time())
+                # As a status change: the home list's cell goes out again too.
+                again = Change(run_changed=True, status_changed=True)
+                await self.publish(self.fence, self.state, again, self.clock.time())
 
     async def gone(self, exc: NotFound) -> bool:
         """A 404 for this (thread, run): asked once more before this pair's pages are told it is gone, so a

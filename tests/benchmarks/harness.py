@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from tests import wsclient
-from tests.processes import BASE_DIR, Daphne, free_port, manage
+from tests.processes import BASE_DIR, Daphne, free_port, manage, temporary_database
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 USERNAME, PASSWORD = "bench", "bench-password-1234"
@@ -463,8 +463,19 @@ def sandbox_on_one_port(
     processes: int = 2, *, speed: float = 1, latency_ms: int = LATENCY_MS, env: dict | None = None
 ) -> Iterator:
     """The sandbox served by `processes` daphne processes sharing one listening socket (the kernel spreads
-    connections between them) and one SQLite database: one process serves ~90 requests/s on this machine,
-    less than a fleet of 500 active runs asks for."""
+    connections between them) and one PostgreSQL database: one process serves ~90 requests/s on this
+    machine, less than a fleet of 500 active runs asks for (and SQLite would make them queue for its one
+    writer)."""
+    server_url = "postgres://postgres@127.0.0.1:5432/test"
+    with (
+        temporary_database("bench_sandbox", server_url) as database_url,
+        _sandbox_processes(processes, database_url, speed, latency_ms, env) as server,
+    ):
+        yield server
+
+
+@contextmanager
+def _sandbox_processes(processes, database_url, speed, latency_ms, env) -> Iterator:
     import socket
 
     from tests.processes import DAPHNE, STARTUP_TIMEOUT
@@ -474,7 +485,7 @@ def sandbox_on_one_port(
     server_env = {
         **{k: v for k, v in os.environ.items() if k not in _SCRUB},
         "DJANGO_SETTINGS_MODULE": "sandbox.standalone_settings",
-        "DATABASE_URL": f"sqlite:///{directory / 'sandbox.sqlite3'}",
+        "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(32),
         "SANDBOX_API_KEY": f"sk-sandbox-bench-{secrets.token_hex(12)}",
         "SANDBOX_SPEED": str(speed),
