@@ -158,9 +158,9 @@ if _LOG:
             _pending.setdefault(task, []).append([time.time(), event.event, data_id, status])
             yield event
 
-    async def response_events(self, source, response_id):
+    async def response_events(self, source, *args):
         task = asyncio.current_task()
-        async for event in _response_events(self, source, response_id):
+        async for event in _response_events(self, source, *args):
             status = event.response.status if event.response is not None else None
             _pending.setdefault(task, []).append([time.time(), event.type, event.item_id, status])
             yield event
