@@ -220,7 +220,9 @@ LOGGING = {
 }
 
 # --- The upstream Assistants API ---------------------------------------------------------------
-PROFILES = list(UPSTREAM_PROFILES)  # openai, azure-openai, azure-agents, sandbox
+PROFILES = list(
+    UPSTREAM_PROFILES
+)  # openai, azure-openai, azure-agents, openai-responses, azure-foundry, sandbox
 # Unset = the built-in sandbox, reached over HTTP like any other upstream.
 ASSISTANTS_API_BASE_URL = env.str("ASSISTANTS_API_BASE_URL", "")
 ASSISTANTS_API_KEY = env.str("ASSISTANTS_API_KEY", "")

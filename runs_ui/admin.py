@@ -1,4 +1,5 @@
-"""The Django admin: connections (keys write-only, encrypted), the audit log (read-only), the thread index."""
+"""The Django admin: connections (keys write-only, encrypted), the audit log (read-only), the thread index and
+the response index."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -6,7 +7,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .connections import UNREADABLE_KEY, encrypt_key, key_status
-from .models import AuditRecord, Connection, RunSnapshot, ThreadEntry
+from .models import AuditRecord, Connection, ConversationEntry, ResponseSnapshot, RunSnapshot, ThreadEntry
 from .upstream.profiles import PROFILES
 
 
@@ -135,6 +136,41 @@ class ThreadEntryAdmin(admin.ModelAdmin):
         "latest_run_created_at",
     ]
     inlines = [RunSnapshotInline]
+
+
+class ResponseSnapshotInline(admin.TabularInline):
+    model = ResponseSnapshot
+    fk_name = "entry"
+    fields = ["response_id", "status", "model", "agent", "error_code", "created_at", "waiting", "answered_by"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+
+@admin.register(ConversationEntry)
+class ConversationEntryAdmin(admin.ModelAdmin):
+    list_display = [
+        "conversation_id",
+        "connection",
+        "source",
+        "latest_status",
+        "latest_response_id",
+        "last_seen",
+    ]
+    list_filter = ["connection", "source", "latest_status"]
+    search_fields = ["conversation_id", "latest_response_id"]
+    readonly_fields = [
+        "first_seen",
+        "last_seen",
+        "latest_response_id",
+        "latest_status",
+        "latest_model",
+        "latest_error_code",
+        "latest_response_created_at",
+    ]
+    inlines = [ResponseSnapshotInline]
 
 
 # The sharing and notification packages register their own admin pages.

@@ -17,6 +17,7 @@ def ensure_groups(**kwargs):
             "connection",
             "auditrecord",
             "threadentry",
+            "conversationentry",
             "user",
             "group",
             "redactionrule",

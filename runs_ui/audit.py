@@ -104,7 +104,7 @@ def payload_for(action: str, payload: dict) -> tuple[dict, str, int]:
     """What is stored: the payload, or (if AUDIT_HASH_TOOL_OUTPUTS) tool outputs replaced by their hash."""
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     digest, size = hashlib.sha256(text.encode()).hexdigest(), len(text.encode())
-    if action == "submit_tool_outputs" and settings.AUDIT_HASH_TOOL_OUTPUTS:
+    if action in ("submit_tool_outputs", "answer_response") and settings.AUDIT_HASH_TOOL_OUTPUTS:
         payload = {
             **payload,
             "tool_outputs": [

@@ -1,4 +1,5 @@
-"""Which upstream, with which credentials: connection slugs → `AssistantsClient`s.
+"""Which upstream, with which credentials: connection slugs → `AssistantsClient`s (and `ResponsesClient`s,
+the same connection in the Responses shape).
 
 The default connection comes from the ASSISTANTS_API_* settings (unset base URL = the built-in sandbox);
 more are added in the Django admin, their API keys encrypted at rest with a key from the environment.
@@ -19,6 +20,7 @@ from .models import DEFAULT_CONNECTION, Connection
 from .upstream.client import AssistantsClient
 from .upstream.limits import Limits
 from .upstream.profiles import PROFILES
+from .upstream.responses_client import ResponsesClient
 
 #: What a connection's pages and the admin say when its stored key no longer decrypts.
 UNREADABLE_KEY = (
@@ -154,7 +156,12 @@ async def aget_client(slug: str) -> AssistantsClient:
     return client_for(connection)
 
 
-def info_for(client: AssistantsClient) -> ConnectionInfo:
+async def aget_responses_client(slug: str) -> ResponsesClient:
+    """The same connection, in the Responses shape (whether it speaks it is the views' to say)."""
+    return ResponsesClient(await aget_client(slug))
+
+
+def info_for(client: AssistantsClient | ResponsesClient) -> ConnectionInfo:
     return ConnectionInfo(
         client.name,
         "Default" if client.name == DEFAULT_CONNECTION else client.name,
@@ -162,3 +169,16 @@ def info_for(client: AssistantsClient) -> ConnectionInfo:
         client.host,
         client.name == DEFAULT_CONNECTION,
     )
+
+
+async def connections_speaking(shape: str) -> list[tuple[str, str]]:
+    """(slug, label) of every connection that speaks a wire shape ("assistants" or "responses"), the
+    default first: where the forms that start things may start them."""
+    out = []
+    default = default_client()
+    if default.profile.speaks(shape):
+        out.append((DEFAULT_CONNECTION, f"Default ({default.host})"))
+    speaking = [name for name, profile in PROFILES.items() if profile.speaks(shape)]
+    async for connection in Connection.objects.filter(profile__in=speaking).order_by("name"):
+        out.append((connection.slug, f"{connection.name} ({connection.slug})"))
+    return out

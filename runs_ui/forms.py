@@ -207,9 +207,9 @@ def new_form_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-class _RunOptions(forms.Form):
-    """What starting a run takes, and the form's one-time token: a form submitted twice (a double click,
-    a resent POST) is refused by the database the second time, and shows what the first did."""
+class OneTimeForm(forms.Form):
+    """A form that starts something, with a one-time token: submitted twice (a double click, a resent
+    POST), it is refused by the database the second time, and shows what the first did."""
 
     form_token = forms.CharField(
         widget=forms.HiddenInput,
@@ -218,6 +218,31 @@ class _RunOptions(forms.Form):
             "required": "This form came without its one-time token: reload the page and submit again."
         },
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Every drawing of an empty form gets a token of its own (never one from a prefill query).
+        self.initial["form_token"] = new_form_token()
+
+    def clean_form_token(self):
+        value = self.cleaned_data["form_token"]
+        if not FORM_TOKEN.fullmatch(value):
+            raise forms.ValidationError(
+                "This form's one-time token is not one this dashboard draws: "
+                "reload the page and submit again."
+            )
+        return value
+
+    def renew_token(self) -> None:
+        """A fresh token for the form drawn again after its token was used, keeping what was typed."""
+        self.data = self.data.copy()
+        self.data["form_token"] = new_form_token()
+        self._bound_fields_cache.pop("form_token", None)  # it read the old token while cleaning
+
+
+class _RunOptions(OneTimeForm):
+    """What starting a run takes (and the form's one-time token)."""
+
     assistant_id = forms.CharField(max_length=140, label="Assistant")
     model = forms.CharField(
         required=False, max_length=256, help_text="Leave empty to use the assistant's model."
@@ -231,34 +256,17 @@ class _RunOptions(forms.Form):
 
     def __init__(self, *args, assistants=(), **kwargs):
         super().__init__(*args, **kwargs)
-        # Every drawing of an empty form gets a token of its own (never one from a prefill query).
-        self.initial["form_token"] = new_form_token()
         if assistants:
             choices = [("", "Choose an assistant")] + [
                 (a.id, f"{a.label} ({a.model})") for a in assistants if a.id
             ]
             self.fields["assistant_id"].widget = forms.Select(choices=choices)
 
-    def clean_form_token(self):
-        value = self.cleaned_data["form_token"]
-        if not FORM_TOKEN.fullmatch(value):
-            raise forms.ValidationError(
-                "This form's one-time token is not one this dashboard draws: "
-                "reload the page and submit again."
-            )
-        return value
-
     def clean_assistant_id(self):
         value = self.cleaned_data["assistant_id"].strip()
         if not is_id("assistant", value):
             raise forms.ValidationError("Choose an assistant (its id starts with asst_).")
         return value
-
-    def renew_token(self) -> None:
-        """A fresh token for the form drawn again after its token was used, keeping what was typed."""
-        self.data = self.data.copy()
-        self.data["form_token"] = new_form_token()
-        self._bound_fields_cache.pop("form_token", None)  # it read the old token while cleaning
 
     def options(self) -> dict:
         data = self.cleaned_data

@@ -15,15 +15,18 @@ log = logging.getLogger(__name__)
 
 
 async def shutdown() -> None:
-    from .live import relay
+    from .live import relay, response_relay
     from .live.hub import hub
+    from .live.response_watch import response_watcher
     from .live.store import store
     from .live.watcher import watcher
     from .upstream.client import close_pool
 
     await relay.stop()
+    await response_relay.stop()
     await hub.stop()
     await watcher.stop()
+    await response_watcher.stop()
     await close_pool()
     await store().close()
     log.info("relays and watchers stopped, upstream pool closed")

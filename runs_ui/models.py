@@ -142,6 +142,11 @@ class AuditRecord(models.Model):
         ("modify_metadata", "edit metadata"),
         ("create_run", "start a run"),
         ("create_thread_and_run", "create a thread and run"),
+        # The Responses shape: `run_id` holds the response's id and `thread_id` its conversation's (if any),
+        # so the same constraint refuses a second action of a kind on one response while one is in flight.
+        ("cancel_response", "cancel response"),
+        ("answer_response", "answer a response (function outputs, approvals)"),
+        ("create_response", "start a response"),
     ]
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -188,6 +193,92 @@ class AuditRecord(models.Model):
         return f"{self.username} {self.action} {self.run_id or self.thread_id} ({self.outcome})"
 
 
+class ConversationEntry(models.Model):
+    """A conversation the dashboard has seen or been told about (OpenAI's Responses API cannot list them)."""
+
+    SOURCES = ThreadEntry.SOURCES
+
+    connection = models.CharField(max_length=40, default=DEFAULT_CONNECTION)
+    conversation_id = models.CharField(max_length=140)
+    source = models.CharField(max_length=20, choices=SOURCES, default="opened")
+    metadata = models.JSONField(default=dict, blank=True)
+    upstream_created_at = models.DateTimeField(null=True, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    # The latest response's snapshot, copied here so the index lists and sorts with one query.
+    latest_response_id = models.CharField(max_length=140, blank=True)
+    latest_status = models.CharField(max_length=40, blank=True, db_index=True)
+    latest_model = models.CharField(max_length=200, blank=True)
+    latest_error_code = models.CharField(max_length=100, blank=True)
+    latest_response_created_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "conversation_id"], name="unique_conversation_entry"
+            )
+        ]
+        indexes = [models.Index(fields=["connection", "-last_seen"])]
+        verbose_name_plural = "conversation entries"
+
+    def __str__(self):
+        return self.conversation_id
+
+
+class ResponseSnapshot(models.Model):
+    """A response the dashboard has seen or been told about, and the last state it saw of it.
+
+    A response that ended asking for function outputs or an approval is `waiting` until a follow-up
+    response (`previous_response_id`, or a later one in its conversation) is known: the inbox lists those.
+    """
+
+    SOURCES = ThreadEntry.SOURCES
+
+    connection = models.CharField(max_length=40, default=DEFAULT_CONNECTION)
+    response_id = models.CharField(max_length=140)
+    entry = models.ForeignKey(
+        ConversationEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    conversation_id = models.CharField(max_length=140, blank=True, db_index=True)
+    previous_response_id = models.CharField(max_length=140, blank=True, db_index=True)
+    source = models.CharField(max_length=20, choices=SOURCES, default="opened")
+    #: Empty until the dashboard has read the response (e.g. registered by id only).
+    status = models.CharField(max_length=40, blank=True, db_index=True)
+    model = models.CharField(max_length=200, blank=True)
+    agent = models.CharField(max_length=200, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    background = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
+    total_tokens = models.IntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    #: [{"status": …, "at": unix time}, …] as the dashboard observed them.
+    transitions = models.JSONField(default=list, blank=True)
+    #: The ids of its output items (the conversation timeline groups items by the response that wrote them).
+    output_ids = models.JSONField(default=list, blank=True)
+    #: What it asks a person for: [{"call_id", "name", "arguments"}] and [{"id", "server_label", "name",
+    #: "arguments"}].
+    calls = models.JSONField(default=list, blank=True)
+    approvals = models.JSONField(default=list, blank=True)
+    #: The follow-up response that answered it (known to the dashboard), if any.
+    answered_by = models.CharField(max_length=140, blank=True)
+    waiting = models.BooleanField(default=False, db_index=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "response_id"], name="unique_response_snapshot")
+        ]
+        indexes = [models.Index(fields=["entry", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.response_id} ({self.status or 'not read yet'})"
+
+
 # Models of the sharing and notification packages belong to this app (and its migrations).
 from .notify.models import Webhook, WebhookDelivery  # noqa: E402
 from .sharing.models import HiddenMetadataKey, RedactionRule, RevealRecord  # noqa: E402
@@ -195,9 +286,11 @@ from .sharing.models import HiddenMetadataKey, RedactionRule, RevealRecord  # no
 __all__ = [
     "AuditRecord",
     "Connection",
+    "ConversationEntry",
     "HiddenMetadataKey",
     "KnownId",
     "RedactionRule",
+    "ResponseSnapshot",
     "RevealRecord",
     "RunSnapshot",
     "ThreadEntry",

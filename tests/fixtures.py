@@ -23,6 +23,8 @@ from django.contrib.auth.models import Group, User
 from django.db import connections
 from django.test import AsyncClient
 
+from runs_ui.live import response_relay
+from runs_ui.live.response_watch import response_watcher
 from runs_ui.live.watcher import watcher
 from runs_ui.roles import ADMIN, OPERATOR, VIEWER
 from runs_ui.upstream.client import close_pool
@@ -148,9 +150,11 @@ def wait_for(upstream):
 
 @pytest.fixture(autouse=True)
 async def _stop_watchers():
-    """No watcher task outlives its test."""
+    """No watcher task (nor stream relay of a response) outlives its test."""
     yield
+    await response_relay.stop()
     await watcher.stop()
+    await response_watcher.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

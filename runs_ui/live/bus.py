@@ -22,8 +22,19 @@ from .store import StoreUnavailable, Version, store
 
 INDEX_GROUP = "index"
 INBOX_GROUP = "inbox"
-#: What each kind of page takes from a push besides `common`.
-PAGE_PARTS = {"run": None, "thread": "row", "index": "cell", "inbox": "inbox"}
+#: What each kind of page takes from a push besides `common`. A response page takes the header for its
+#: role, as a run page does; a conversation page the row, as a thread page does.
+PAGE_PARTS = {
+    "run": None,
+    "thread": "row",
+    "response": None,
+    "conversation": "row",
+    "index": "cell",
+    "inbox": "inbox",
+}
+#: Pages that take a header per role (`viewer` / `operator`), and pages that merge `common`.
+HEADER_PAGES = ("run", "response")
+COMMON_PAGES = ("run", "thread", "response", "conversation")
 
 
 def _digest(*parts: str) -> str:
@@ -39,6 +50,16 @@ def run_key(conn: str, thread_id: str, run_id: str) -> str:
 
 def thread_key(conn: str, thread_id: str) -> str:
     return f"thread:{_digest(conn, thread_id)}"
+
+
+def response_key(conn: str, response_id: str) -> str:
+    """A response of the Responses shape (a response id names it on its connection, whatever its
+    conversation)."""
+    return f"response:{_digest(conn, response_id)}"
+
+
+def conversation_key(conn: str, conversation_id: str) -> str:
+    return f"conversation:{_digest(conn, conversation_id)}"
 
 
 def group_of(key: str) -> str:
@@ -118,8 +139,8 @@ def html_for(push: dict | None, variant: str, page: str) -> str:
     if not push:
         return ""
     part = PAGE_PARTS.get(page)
-    own = push.get(variant, "") if page == "run" else push.get(part, "") if part else ""
-    common = push.get("common", "") if page in ("run", "thread") else ""
+    own = push.get(variant, "") if page in HEADER_PAGES else push.get(part, "") if part else ""
+    common = push.get("common", "") if page in COMMON_PAGES else ""
     return common + own
 
 

@@ -30,9 +30,10 @@ from ..connections import aget_client
 from ..models import RunSnapshot, ThreadEntry
 from ..roles import roles_for
 from ..upstream.objects import RUN_TERMINAL, is_id
-from . import bus, fragments, metrics
+from . import bus, fragments, metrics, response_sockets
 from .budget import Priority
 from .hub import hub
+from .response_watch import response_watcher
 from .store import StoreUnavailable, Version, store
 from .watcher import watcher
 
@@ -41,7 +42,9 @@ log = logging.getLogger(__name__)
 NOT_SIGNED_IN = 4401
 NOT_FOUND = 4404
 #: Pages whose pushes form one unbroken sequence per object (a gap means something was missed).
-SEQUENCED = ("run", "thread")
+SEQUENCED = ("run", "thread", "response", "conversation")
+#: Pages of the Responses shape (response_sockets.py says what they subscribe to).
+RESPONSE_PAGES = ("response", "conversation")
 #: The most pushes replayed one by one to catch a socket up; further behind, it resyncs from the state.
 MAX_REPLAY = 200
 #: An inbox reads its rows again at most this often, however many runs change at once.
@@ -64,8 +67,10 @@ _followed_cache: dict[str, tuple[float, set]] = {}
 FOLLOWED_CACHE_SECONDS = 5.0
 
 
-async def _followed(page: str) -> set[tuple[str, str, str]]:
-    """(connection, thread, run) of the runs a home list or inbox page follows."""
+async def _followed(page: str) -> set[tuple[str, str, str, str]]:
+    """("run", connection, thread, run) of the runs a home list or inbox page follows, and ("response",
+    connection, "", response) of the unfinished responses (which may end waiting for a person, or change
+    the index)."""
     hit = _followed_cache.get(page)
     if hit and time.monotonic() - hit[0] < FOLLOWED_CACHE_SECONDS:
         return hit[1]
@@ -73,12 +78,15 @@ async def _followed(page: str) -> set[tuple[str, str, str]]:
         active = ThreadEntry.objects.exclude(latest_status__in=[*RUN_TERMINAL, ""])
         entries = active.order_by("-last_seen").values_list("connection", "thread_id", "latest_run_id")
         wanted = {
-            (c, t, r) async for c, t, r in entries[: settings.LIVE_INDEX_WATCH_LIMIT] if is_id("run", r)
+            ("run", c, t, r)
+            async for c, t, r in entries[: settings.LIVE_INDEX_WATCH_LIMIT]
+            if is_id("run", r)
         }
     else:
         active = RunSnapshot.objects.exclude(status__in=RUN_TERMINAL).order_by("-updated_at")
         rows = active.values_list("connection", "thread__thread_id", "run_id")
-        wanted = {(c, t, r) async for c, t, r in rows[: settings.LIVE_INBOX_WATCH_LIMIT]}
+        wanted = {("run", c, t, r) async for c, t, r in rows[: settings.LIVE_INBOX_WATCH_LIMIT]}
+    wanted |= set(await response_sockets.followed(page))
     _followed_cache[page] = (time.monotonic(), wanted)
     return wanted
 
@@ -186,10 +194,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await asyncio.wait_for(self.channel_layer.group_discard(group, self.channel_name), 2)
         self.groups_joined = []
         for kind, conn, thread_id, object_id, _ in self.interest:
-            if kind == "run":
-                watcher.unwatch_run(conn, thread_id, object_id, self.channel_name)
-            else:
-                watcher.unwatch_thread(conn, thread_id, self.channel_name)
+            self._unregister(kind, conn, thread_id, object_id)
         self.interest = []
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -206,6 +211,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if scope == "inbox":
             await self.refresh_interest()
             return [bus.INBOX_GROUP]
+        if scope in RESPONSE_PAGES:
+            return await response_sockets.subscribe(self, kwargs)
         conn, thread_id = kwargs["conn"], kwargs["thread_id"]
         if not is_id("thread", thread_id):
             raise Http404
@@ -244,8 +251,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def _register(self, kind, conn, thread_id, run_id, priority, wake: bool = True) -> None:
         if kind == "run":
             watcher.watch_run(conn, thread_id, run_id, self.channel_name, priority, wake=wake)
-        else:
+        elif kind == "thread":
             watcher.watch_thread(conn, thread_id, self.channel_name, wake=wake)
+        else:  # a response or a conversation
+            response_watcher.watch(kind, conn, thread_id, run_id, self.channel_name, priority, wake=wake)
+
+    def _unregister(self, kind, conn, thread_id, run_id) -> None:
+        if kind == "run":
+            watcher.unwatch_run(conn, thread_id, run_id, self.channel_name)
+        elif kind == "thread":
+            watcher.unwatch_thread(conn, thread_id, self.channel_name)
+        else:
+            response_watcher.unwatch(kind, conn, thread_id, run_id, self.channel_name)
 
     def keep_watching(self) -> None:
         """Called by the hub: a watch of this page's that ended (it should not) starts again."""
@@ -258,13 +275,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.page not in ("index", "inbox"):
             return
         wanted = await _followed(self.page)
-        current = {(c, t, r) for _, c, t, r, _ in self.interest}
-        for conn, thread_id, run_id in wanted - current:
-            self._watch("run", conn, thread_id, run_id, Priority.BACKGROUND)
+        current = {(k, c, t, r) for k, c, t, r, _ in self.interest}
+        for kind, conn, thread_id, run_id in wanted - current:
+            self._watch(kind, conn, thread_id, run_id, Priority.BACKGROUND)
         gone = current - wanted
-        for conn, thread_id, run_id in gone:
-            watcher.unwatch_run(conn, thread_id, run_id, self.channel_name)
-        self.interest = [i for i in self.interest if (i[1], i[2], i[3]) not in gone]
+        for kind, conn, thread_id, run_id in gone:
+            self._unregister(kind, conn, thread_id, run_id)
+        self.interest = [i for i in self.interest if (i[0], i[1], i[2], i[3]) not in gone]
 
     def tracked_keys(self) -> list[str]:
         """What the hub probes for this socket: the objects whose pushes it gets in sequence."""
@@ -397,6 +414,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             fragments.index_cell(e.connection, e.thread_id, e.latest_status, e.latest_error_code)
             async for e in entries[: settings.LIVE_INDEX_WATCH_LIMIT]
         ]
+        cells += await response_sockets.index_cells()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         try:
             since = float(query.get("since", [""])[0])
@@ -456,6 +474,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=event["html"])
 
     async def live_gone(self, event):
-        """The watcher found that the upstream does not know this page's run (under this thread)."""
-        if self.page == "run":
+        """The watcher found that the upstream does not know this page's run (under this thread), or its
+        response."""
+        if self.page in ("run", "response"):
             await self.close(code=NOT_FOUND)

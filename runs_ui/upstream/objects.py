@@ -40,6 +40,10 @@ ID_PATTERNS = {
     "assistant": re.compile(r"^asst_[A-Za-z0-9_-]{1,128}$"),
     "call": re.compile(r"^call_[A-Za-z0-9_-]{1,128}$"),
     "file": re.compile(r"^(file|assistant)[-_][A-Za-z0-9_-]{1,128}$"),
+    # The Responses shape: responses, conversations, and items of every kind (msg_, fc_, rs_, mcpr_, …).
+    "response": re.compile(r"^resp_[A-Za-z0-9_-]{1,128}$"),
+    "conversation": re.compile(r"^conv_[A-Za-z0-9_-]{1,128}$"),
+    "item": re.compile(r"^[A-Za-z]{1,16}_[A-Za-z0-9_-]{1,128}$"),
 }
 
 

@@ -19,6 +19,14 @@ class Profile:
     needs_api_version: bool = False
     #: OpenAI's shape has no list-threads endpoint; Azure agents and the sandbox do.
     can_list_threads: bool = False
+    #: The wire shapes it speaks: "assistants" (threads, runs, steps) and/or "responses" (Responses +
+    #: Conversations).
+    shapes: tuple[str, ...] = ("assistants",)
+    #: OpenAI's Responses API cannot list responses or conversations; Azure AI Foundry and the sandbox can.
+    can_list_responses: bool = False
+
+    def speaks(self, shape: str) -> bool:
+        return shape in self.shapes
 
     def credential(self, api_key: str) -> dict[str, str]:
         """The header that carries the key (only the client's `KeyAuth` calls this, per request)."""
@@ -49,6 +57,25 @@ PROFILES = {
             needs_api_version=True,
             can_list_threads=True,
         ),
-        Profile("sandbox", "Built-in sandbox", auth="bearer", extra_headers=BETA, can_list_threads=True),
+        # The successor shape: no beta header; OpenAI's lists nothing, Foundry's new agents list responses
+        # and conversations (`{project endpoint}/openai/v1`, an Entra ID token, `api-version` only where
+        # a surface wants one).
+        Profile("openai-responses", "OpenAI Responses", auth="bearer", shapes=("responses",)),
+        Profile(
+            "azure-foundry",
+            "Azure AI Foundry agents (Responses)",
+            auth="bearer",
+            shapes=("responses",),
+            can_list_responses=True,
+        ),
+        Profile(
+            "sandbox",
+            "Built-in sandbox",
+            auth="bearer",
+            extra_headers=BETA,
+            can_list_threads=True,
+            shapes=("assistants", "responses"),
+            can_list_responses=True,
+        ),
     ]
 }

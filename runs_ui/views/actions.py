@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from .. import audit, index, reconcile
-from ..connections import info_for
+from ..connections import connections_speaking, info_for
 from ..forms import CancelForm, CreateThreadAndRunForm, MetadataForm, StartRunForm, ToolOutputsForm
 from ..links import url_for
 from ..live import relay as stream_relay
@@ -104,7 +104,7 @@ def _when(record: AuditRecord, after=None) -> str:
     return moment.strftime("%H:%M:%S UTC")
 
 
-async def _perform(form, action: audit.Action, call, *, refused: str, settles: str):
+async def act(form, action: audit.Action, call, *, refused: str, settles: str):
     """Do the action under its audit record. Returns the record, or None with what happened added to the
     form: that the upstream refused (`refused`: …), or that it may have acted anyway (`settles` says
     what will tell)."""
@@ -165,7 +165,7 @@ async def cancel_run(request, client, thread_id, run_id):
         async def cancel(record):
             return audit.Done(await client.cancel_run(thread_id, run_id))
 
-        record = await _perform(
+        record = await act(
             form, action, cancel, refused="The upstream did not cancel the run", settles="the run's state"
         )
         if record is not None:
@@ -233,7 +233,7 @@ async def submit_tool_outputs(request, client, thread_id, run_id):
                 )
                 return audit.Done(run, started.request_id, "outputs accepted; the run continues (streamed)")
 
-            record = await _perform(
+            record = await act(
                 form, action, submit, refused="The upstream refused the outputs", settles="the run's state"
             )
             if record is not None:
@@ -270,7 +270,7 @@ async def modify_metadata(request, client, thread_id, run_id):
             saved.append(await client.modify_run(thread_id, run_id, metadata))
             return audit.Done(saved[0])
 
-        record = await _perform(
+        record = await act(
             form, action, save, refused="The upstream refused the metadata", settles="the run's state"
         )
         if record is not None:
@@ -379,6 +379,8 @@ async def create_thread_and_run(request, client):
         "form": form,
         "open_starts": await _open_starts(request, client, "create_thread_and_run"),
         "mark": reconcile.MARK,
+        # It starts on any connection of the Assistants shape: the page links to the others' forms.
+        "connections": await connections_speaking("assistants"),
     }
     return _form_page(request, "runs_ui/actions/create_thread_and_run.html", context, form)
 
@@ -394,7 +396,7 @@ async def _start(request, client, form, action: audit.Action, open_stream):
         return audit.Done(started.run, started.request_id)
 
     try:
-        record = await _perform(
+        record = await act(
             form, action, start, refused="The upstream did not start the run", settles=STARTS_SETTLE
         )
     except audit.FormAlreadySubmitted as earlier:

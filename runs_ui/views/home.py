@@ -1,6 +1,7 @@
-"""The thread index: home (recently seen and watched threads, filters), adding and importing threads,
-the go-to box, and the inbox of runs waiting for tool outputs. These read the database, not the upstream
-(except to check pasted ids, import a listing and name assistants).
+"""The thread index: home (recently seen and watched threads, filters; the newest conversations of the
+Responses shape), adding and importing threads, the go-to box, and the inbox of runs waiting for tool
+outputs and responses waiting for a person. These read the database, not the upstream (except to check
+pasted ids, import a listing and name assistants).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from ..connections import default_client
 from ..discovery import import_listed_threads
 from ..forms import AddThreadsForm, IndexFilterForm
 from ..links import url_for
-from ..models import DEFAULT_CONNECTION, RunSnapshot, ThreadEntry
+from ..models import DEFAULT_CONNECTION, ConversationEntry, ResponseSnapshot, RunSnapshot, ThreadEntry
 from ..upstream.errors import NotFound, UpstreamError
 from ..upstream.objects import is_id
+from .response_list import import_if_empty as import_responses_if_empty
 from .responses import render_page
 
 HOME_PAGE = 50
 INBOX_LIMIT = 200
+#: The home page shows the newest conversations of the Responses shape too (the index has them all).
+HOME_CONVERSATIONS = 5
 #: Pasted ids checked upstream at once.
 CONCURRENCY = 8
 
@@ -43,6 +47,7 @@ async def home(request):
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
     filtering = any(filters.values()) if filters else False
     imported = await _import_if_empty()
+    imported_responses = await import_responses_if_empty()
     try:
         # Clamped: an offset beyond a 64-bit integer is a database error, not an empty page.
         offset = min(max(0, int(request.GET.get("offset", 0))), 10**9)
@@ -62,6 +67,7 @@ async def home(request):
         "watched": watched,
         "filtering": filtering,
         "imported": imported,
+        "imported_responses": imported_responses,
         "add_form": AddThreadsForm(),
         "next_url": f"?{urlencode({**query, 'offset': offset + HOME_PAGE, 'part': 'list'})}"
         if has_more
@@ -71,6 +77,11 @@ async def home(request):
         "live_url": f"/ws/index/?since={time.time():.3f}" if not filtering and offset == 0 else "/ws/index/",
         "live_poll_url": reverse("runs_ui:live-index"),
         "names": await _names_soon(),
+        "conversations": [
+            c async for c in ConversationEntry.objects.order_by("-last_seen")[:HOME_CONVERSATIONS]
+        ]
+        if not filtering and offset == 0
+        else [],
     }
     partial = "thread-rows" if request.GET.get("part") == "list" else None
     return render_page(request, "runs_ui/home.html", context, partial=partial)
@@ -163,6 +174,9 @@ _API_PATH = re.compile(
     r"/threads/(?P<thread_id>thread_[\w-]+)(?:/runs/(?P<run_id>run_[\w-]+)(?:/steps/(?P<step_id>step_[\w-]+))?"
     r"|/messages/(?P<message_id>msg_[\w-]+))?"
 )
+_RESPONSES_API_PATH = re.compile(
+    r"/(?:responses/(?P<response_id>resp_[\w-]+)|conversations/(?P<conversation_id>conv_[\w-]+))"
+)
 
 
 @require_GET
@@ -176,7 +190,7 @@ async def goto(request):
         return redirect(target)
     flash.error(
         request,
-        f"Nothing to open for “{query[:120]}”: paste a thread_, run_, step_, msg_ or asst_ id, "
+        f"Nothing to open for “{query[:120]}”: paste a thread_, run_, step_, msg_, asst_, resp_ or conv_ id, "
         "or a dashboard or API URL. Runs and steps are found once their thread has been opened.",
     )
     return redirect("runs_ui:home")
@@ -194,6 +208,9 @@ async def _target_for(query: str) -> str | None:
             match = None
         if match and match.namespace == "runs_ui":
             return path
+        if m := _RESPONSES_API_PATH.search(path):
+            found = {k: v for k, v in m.groupdict().items() if v}
+            return await _target_for(found.get("response_id") or found["conversation_id"])
         if m := _API_PATH.search(path):
             ids = {k: v for k, v in m.groupdict().items() if v}
             if not all(is_id(k.removesuffix("_id"), v) for k, v in ids.items()):
@@ -205,6 +222,13 @@ async def _target_for(query: str) -> str | None:
         return None
     if is_id("thread", query):
         return url_for("thread", thread_id=query)
+    if is_id("response", query):
+        known = await ResponseSnapshot.objects.filter(response_id=query).order_by("-last_seen").afirst()
+        return url_for("response", known.connection if known else DEFAULT_CONNECTION, response_id=query)
+    if is_id("conversation", query):
+        entry = await ConversationEntry.objects.filter(conversation_id=query).order_by("-last_seen").afirst()
+        connection = entry.connection if entry else DEFAULT_CONNECTION
+        return url_for("conversation", connection, conversation_id=query)
     if is_id("assistant", query):
         return url_for("home") + "?" + urlencode({"assistant": query})
     if is_id("run", query):
@@ -229,13 +253,24 @@ async def _target_for(query: str) -> str | None:
 
 @require_GET
 async def inbox(request):
-    """Every indexed run waiting for tool outputs, across threads, the soonest to expire first."""
+    """Every indexed run waiting for tool outputs, the soonest to expire first, and every indexed response
+    waiting for a person (function outputs, MCP approvals), the longest waiting first."""
     waiting = (
         RunSnapshot.objects.filter(status="requires_action")
         .select_related("thread")
         .order_by(F("expires_at").asc(nulls_last=True), "created_at")
     )
     runs = [s async for s in waiting[:INBOX_LIMIT]]
-    context = {"runs": runs, "now": time.time(), "live_url": "/ws/inbox/", "live_poll_url": ""}
+    asking = ResponseSnapshot.objects.filter(waiting=True).order_by(
+        F("ended_at").asc(nulls_last=True), "created_at"
+    )
+    responses = [s async for s in asking[:INBOX_LIMIT]]
+    context = {
+        "runs": runs,
+        "responses": responses,
+        "now": time.time(),
+        "live_url": "/ws/inbox/",
+        "live_poll_url": "",
+    }
     partial = "inbox-rows" if request.GET.get("part") == "rows" else None
     return render_page(request, "runs_ui/inbox.html", context, partial=partial)

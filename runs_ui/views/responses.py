@@ -35,6 +35,9 @@ ID_LABELS = {
     "assistant": "assistant",
     "file": "file",
     "call": "tool call",
+    "response": "response",
+    "conversation": "conversation",
+    "item": "item",
 }
 
 
@@ -110,6 +113,11 @@ def upstream_view(view):
     @wraps(view)
     async def wrapper(request, *args, connection: str = DEFAULT_CONNECTION, **kwargs):
         client = await aget_client(connection)
+        if not client.profile.speaks("assistants"):
+            raise Http404(
+                f"The connection “{info_for(client).name}” speaks the Responses shape "
+                f"({client.profile.label}): it has no threads or runs."
+            )
         try:
             return await view(request, client, *args, **kwargs)
         except UpstreamError as exc:

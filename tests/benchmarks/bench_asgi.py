@@ -13,9 +13,12 @@
   JSON line per call to that file:
   * `runs_ui.live.bus.publish` — when a push was published, the fingerprint of what each kind of socket
     receives of it (see `wsclient.fingerprint`), and the stream events it carried (below);
-  * `AssistantsClient._events` — when each SSE event of a streamed run arrived from the upstream. The
-    relay handles a stream in one task, so the events that arrived since the task's last publish are
-    the ones that publish carries.
+  * `AssistantsClient._events` and `ResponsesClient._events` — when each SSE event of a streamed run or
+    response arrived from the upstream. A relay handles a stream in one task, so the events that arrived
+    since the task's last publish are the ones that publish carries. An event of a response that changes
+    nothing on its pages (`response.queued` right after `response.created` says queued) is never shown:
+    it is left out (`ResponseWatch.stream_event` is watched for that, by applying the event to a copy of
+    the state, which the product's state never sees).
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from django.urls import path
 
 from dashboard.asgi import application as product
 from runs_ui.live import bus
+from runs_ui.live.response_watch import ResponseWatch
 from runs_ui.upstream.client import AssistantsClient
+from runs_ui.upstream.responses_client import ResponsesClient
 
 
 class BareConsumer(AsyncWebsocketConsumer):
@@ -113,6 +118,8 @@ def _write(entry: dict) -> None:
 if _LOG:
     _publish = bus.publish
     _events = AssistantsClient._events
+    _response_events = ResponsesClient._events
+    _stream_event = ResponseWatch.stream_event
 
     async def publish(fence, version, push, groups, state=None, observed_at=None):
         started = time.time()
@@ -151,5 +158,22 @@ if _LOG:
             _pending.setdefault(task, []).append([time.time(), event.event, data_id, status])
             yield event
 
+    async def response_events(self, source, *args):
+        task = asyncio.current_task()
+        async for event in _response_events(self, source, *args):
+            status = event.response.status if event.response is not None else None
+            _pending.setdefault(task, []).append([time.time(), event.type, event.item_id, status])
+            yield event
+
+    async def stream_event(self, event):
+        _, change = self.state.apply(event)  # a pure function: the watch's own state is not touched
+        pending = _pending.get(asyncio.current_task())
+        if not change and pending and pending[-1][1] == event.type:
+            pending.pop()  # nothing to show: no fragment is caused by it
+            _write({"kind": "no_change", "t": time.time(), "event": event.type, "events": [], "groups": []})
+        return await _stream_event(self, event)
+
     bus.publish = publish
     AssistantsClient._events = events
+    ResponsesClient._events = response_events
+    ResponseWatch.stream_event = stream_event

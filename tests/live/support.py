@@ -22,9 +22,10 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import AsyncClient
 
-from runs_ui.live import consumers, relay
+from runs_ui.live import consumers, relay, response_relay
 from runs_ui.live import store as live_store
 from runs_ui.live.hub import hub
+from runs_ui.live.response_watch import response_watcher
 from runs_ui.live.watcher import watcher
 
 #: Every Redis key these tests write starts with this, so a session never touches another's keys.
@@ -132,8 +133,10 @@ def layer_settings(redis_url: str) -> dict:
 async def reset_live_state() -> None:
     """Stop relays, watchers and the hub, then drop the cached channel layer and store (and their keys)."""
     await relay.stop()
+    await response_relay.stop()
     await hub.stop()
     await watcher.stop()
+    await response_watcher.stop()
     consumers._followed_cache.clear()
     layer = channel_layers.backends.get("default")
     if layer is not None and hasattr(layer, "flush") and hasattr(layer, "close_pools"):
