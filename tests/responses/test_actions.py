@@ -8,7 +8,7 @@ import json
 import pytest
 
 from runs_ui.models import AuditRecord, ResponseSnapshot
-from tests.actions.conftest import post_form, text
+from tests.actions.conftest import drawn_token, post_form, post_start, text
 
 from .conftest import body
 
@@ -160,12 +160,12 @@ async def test_a_response_is_started_in_a_conversation_and_in_a_new_one(
 ):
     conversation = make_conversation()
 
-    in_it = await post_form(
+    in_it = await post_start(
         operator_client,
         f"/conversations/{conversation['id']}/responses/new/",
         {"input": "Summarise it.", "model": "sandbox-answer"},
     )
-    new = await post_form(
+    new = await post_start(
         operator_client, "/responses/new/", {"input": "Start afresh.", "model": "sandbox-answer"}
     )
 
@@ -179,6 +179,21 @@ async def test_a_response_is_started_in_a_conversation_and_in_a_new_one(
         (fresh["id"], "succeeded"),
     ]
     assert records[1].thread_id == fresh["conversation"]["id"]
+
+
+async def test_a_start_form_sent_twice_starts_one_response(operator_client, make_conversation, upstream):
+    conversation = make_conversation()
+    path = f"/conversations/{conversation['id']}/responses/new/"
+    token = await drawn_token(operator_client, path)
+    form = {"input": "Once, please.", "model": "sandbox-answer", "form_token": token}
+    first = await post_form(operator_client, path, form)
+    second = await post_form(operator_client, path, form)
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] == second["Location"]  # the second lands on what the first started
+    records = [r async for r in AuditRecord.objects.filter(action="create_response")]
+    assert len(records) == 1 and records[0].form_token == token
+    items = upstream.api("GET", f"/conversations/{conversation['id']}/items")["data"]
+    assert len([i for i in items if i.get("role") == "user"]) == 1
 
 
 async def test_a_viewer_is_refused_every_action_and_nothing_reaches_the_upstream(
@@ -218,7 +233,7 @@ async def test_create_thread_and_run_works_on_every_connection(operator_client, 
     )
 
     page = await operator_client.get("/new/")
-    started = await post_form(
+    started = await post_start(
         operator_client, "/c/second/new/", {"assistant_id": assistant["id"], "message": "On the second one."}
     )
 
